@@ -1,0 +1,3 @@
+"""Harbourgate: an AI governance gateway."""
+
+__version__ = "0.1.0"

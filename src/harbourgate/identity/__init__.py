@@ -1,0 +1,1 @@
+"""Who is asking: API keys → application → participant, and verified end users."""

@@ -1,0 +1,98 @@
+"""The one schema definition, for SQLite and PostgreSQL alike.
+
+Migrations (Alembic, in `store/migrations`) are written against these tables; a test
+checks that migrating an empty database yields exactly this metadata.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Timestamps are stored as ISO-8601 UTC text ("2026-06-12T00:00:00Z"): identical on both
+# engines, sortable, and what the audit records carry anyway.
+Timestamp = sa.String(32)
+
+participants = sa.Table(
+    "participants", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("jurisdiction", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="admitted"),
+    sa.Column("screening", sa.String(32), nullable=False, server_default="clear"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+applications = sa.Table(
+    "applications", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("participant_id", sa.String(64), sa.ForeignKey("participants.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("use_cases", sa.JSON, nullable=False),
+    sa.Column("data_categories", sa.JSON, nullable=False),
+    sa.Column("data_origin", sa.String(8), nullable=True),
+    sa.Column("model_preference", sa.JSON, nullable=False),
+    sa.Column("transfer_mechanisms", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+approvals = sa.Table(
+    "approvals", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False),
+    sa.Column("approver", sa.String(200), nullable=False),
+    sa.Column("conditions", sa.Text, nullable=False, server_default=""),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+directives = sa.Table(
+    "directives", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("issued_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# Bumped by every change the data plane must see (keys, applications, directives, ...):
+# replicas poll it cheaply as the safety net under the Redis / NOTIFY announcements.
+state_version = sa.Table(
+    "state_version", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+# Audit entries: written by any replica (seq orders them), integrated by exactly one
+# integrator, which assigns `idx` (the leaf index) and signs checkpoints.
+audit_entries = sa.Table(
+    "audit_entries", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("idx", sa.BigInteger, nullable=True, unique=True),
+    sa.Column("leaf", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+audit_checkpoints = sa.Table(
+    "audit_checkpoints", metadata,
+    sa.Column("tree_size", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

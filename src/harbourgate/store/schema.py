@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData()
+# Deterministic constraint and index names, identical on SQLite and PostgreSQL, so the
+# migrations can name what they create and later ones can drop or alter it.
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
 
 # Timestamps are stored as ISO-8601 UTC text ("2026-06-12T00:00:00Z"): identical on both
 # engines, sortable, and what the audit records carry anyway.
@@ -28,7 +35,8 @@ participants = sa.Table(
 applications = sa.Table(
     "applications", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("participant_id", sa.String(64), sa.ForeignKey("participants.id"), nullable=False),
+    sa.Column("participant_id", sa.String(64), sa.ForeignKey("participants.id"), nullable=False,
+              index=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("use_cases", sa.JSON, nullable=False),
     sa.Column("data_categories", sa.JSON, nullable=False),
@@ -43,7 +51,8 @@ applications = sa.Table(
 api_keys = sa.Table(
     "api_keys", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False),
+    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False,
+              index=True),
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("prefix", sa.String(16), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -53,7 +62,8 @@ api_keys = sa.Table(
 approvals = sa.Table(
     "approvals", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False),
+    sa.Column("application_id", sa.String(64), sa.ForeignKey("applications.id"), nullable=False,
+              index=True),
     sa.Column("approver", sa.String(200), nullable=False),
     sa.Column("conditions", sa.Text, nullable=False, server_default=""),
     sa.Column("expires_at", Timestamp, nullable=False),
@@ -65,7 +75,7 @@ directives = sa.Table(
     "directives", metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("body", sa.JSON, nullable=False),
-    sa.Column("issued_at", Timestamp, nullable=False),
+    sa.Column("issued_at", Timestamp, nullable=False, index=True),
     sa.Column("revoked_at", Timestamp, nullable=True),
 )
 
@@ -73,7 +83,7 @@ directives = sa.Table(
 # replicas poll it cheaply as the safety net under the Redis / NOTIFY announcements.
 state_version = sa.Table(
     "state_version", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # one row, id 1
     sa.Column("version", sa.BigInteger, nullable=False),
 )
 

@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by `Store.migrate()` (no alembic.ini needed)."""

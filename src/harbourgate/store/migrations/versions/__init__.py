@@ -1,0 +1,1 @@
+"""Revisions, oldest first; each names its predecessor in `down_revision`."""

@@ -303,7 +303,7 @@ class AttestationVerifier:
         if not isinstance(alg, str):
             raise _fail("malformed", "header has no alg")
         if alg.lower() == "none":
-            raise _fail("alg_refused", "uses alg 'none': unsigned tokens are refused")
+            raise _fail("alg_refused", f"uses alg {alg!r}: unsigned tokens are refused")
         if alg.upper().startswith("HS"):
             raise _fail("alg_refused", f"uses alg {alg!r}: HMAC (shared-secret) algorithms "
                                        "are refused; sign with EdDSA (Ed25519) or ES256")
@@ -336,7 +336,11 @@ class AttestationVerifier:
         return key
 
     def _end_user(self, claims: dict[str, Any], now: float) -> EndUser:
-        leeway = self.leeway
+        """Claims → `EndUser`: everything about the token first, the clock last.
+
+        Checking the clock last makes every other refusal independent of time, which is
+        what lets the negative cache answer them.
+        """
         iss = claims.get("iss")
         if iss is None:
             raise _fail("invalid_claims", "is missing the required claim 'iss'")
@@ -346,15 +350,8 @@ class AttestationVerifier:
             raise _fail("untrusted_issuer", f"issuer {iss!r} is not trusted; accepted "
                                             f"issuers: {', '.join(sorted(self.issuers))}")
         exp = _time_claim(claims, "exp", required=True)
-        assert exp is not None
-        if now > exp + leeway:
-            raise _fail("expired", f"expired at {_utc(exp)}")
         nbf = _time_claim(claims, "nbf")
-        if nbf is not None and now + leeway < nbf:
-            raise _fail("not_yet_valid", f"is not valid before {_utc(nbf)} (nbf)")
         iat = _time_claim(claims, "iat")
-        if iat is not None and now + leeway < iat:
-            raise _fail("not_yet_valid", f"was issued in the future, at {_utc(iat)} (iat)")
         sub = claims.get("sub")
         if sub is None:
             raise _fail("invalid_claims", "is missing the required claim 'sub'")
@@ -371,6 +368,13 @@ class AttestationVerifier:
             if isinstance(level, bool) or not isinstance(level, str | int) or level == "":
                 raise _claim_error("verification_level", "must be a non-empty string")
             level = str(level)
+        assert exp is not None
+        if now > exp + self.leeway:
+            raise _fail("expired", f"expired at {_utc(exp)}")
+        if nbf is not None and now + self.leeway < nbf:
+            raise _fail("not_yet_valid", f"is not valid before {_utc(nbf)} (nbf)")
+        if iat is not None and now + self.leeway < iat:
+            raise _fail("not_yet_valid", f"was issued in the future, at {_utc(iat)} (iat)")
         return EndUser(sub=sub, nationality=nationality, residence=residence,
                        verification_level=level, issuer=iss, issued_at=iat, expires_at=exp)
 

@@ -1,0 +1,30 @@
+"""Provider adapters: the gateway's way out to model providers, in the caller's API shape.
+
+    upstreams = build_upstreams(settings.routes)
+    answer = await upstreams["fable-5"].chat("anthropic", body)
+"""
+
+from harbourgate.providers.base import (
+    SHAPES,
+    EventStream,
+    Shape,
+    StreamEvent,
+    Upstream,
+    UpstreamError,
+    build_upstreams,
+)
+from harbourgate.providers.sse import DONE, delta_text, encode_event, set_delta_text
+
+__all__ = [
+    "DONE",
+    "SHAPES",
+    "EventStream",
+    "Shape",
+    "StreamEvent",
+    "Upstream",
+    "UpstreamError",
+    "build_upstreams",
+    "delta_text",
+    "encode_event",
+    "set_delta_text",
+]

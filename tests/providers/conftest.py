@@ -1,0 +1,71 @@
+"""Fixtures: the stand-in served by a real uvicorn on 127.0.0.1 (ephemeral port)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from harbourgate.providers.standin import StandInApp, create_app
+
+
+@dataclass
+class Served:
+    """A running stand-in: its root URL and the app (for its request record)."""
+
+    url: str
+    app: StandInApp
+
+    @property
+    def openai_url(self) -> str:
+        return self.url + "/v1"
+
+    def recorded(self) -> list[dict]:
+        return httpx.get(self.url + "/_standin/requests").json()
+
+    def clear(self) -> None:
+        httpx.delete(self.url + "/_standin/requests").raise_for_status()
+
+
+def serve(app: StandInApp) -> Iterator[Served]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="critical", lifespan="off", loop="asyncio",
+                            http="httptools", access_log=False, timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the stand-in server did not start")
+        time.sleep(0.01)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Served]:
+    """One stand-in server for the whole session; tests clear its record when they read it."""
+    yield from serve(create_app())
+
+
+@pytest.fixture
+def refused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

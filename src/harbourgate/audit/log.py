@@ -1,0 +1,476 @@
+"""`AuditLog`: the group-commit writer, the integrator and the proof server of one process.
+
+    log = AuditLog.open(settings)          # or AuditLog(store.engine, signer)
+    log.start()
+    entry_id = await log.append({"decision": "allow", ...})   # returns once COMMITTED
+    ...
+    await log.aclose()                      # drains the queue, signs a last checkpoint
+
+Group commit: `append` puts the encoded entry on a bounded queue and waits. A dedicated
+thread with its own connection takes everything queued while its previous commit ran and
+writes it in one transaction — no fixed delay, so a lone entry is written at once and a
+burst shares a commit. Only then are the callers' ids handed back: an id a client sees is
+always durable. When the queue is full, `append` waits; it never drops an entry.
+
+Integration (leaf indices, tree, signed checkpoints) happens in the same thread under an
+exclusive lock (see `storage`): on SQLite in the write transaction itself, on PostgreSQL
+in whichever process holds the advisory lock. A checkpoint is signed after integration
+when the last one is `checkpoint_interval` seconds or `checkpoint_every` entries old, and
+on demand by `checkpoint()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from harbourgate.audit import merkle, record, storage
+from harbourgate.audit.errors import (
+    AuditError,
+    AuditLogClosedError,
+    AuditWriteError,
+    DuplicateEntryError,
+    EntryNotFoundError,
+    EntryNotIntegratedError,
+    InvalidProofRequestError,
+)
+from harbourgate.audit.model import ConsistencyProof, Entry, InclusionProof
+from harbourgate.audit.note import Checkpoint, SignedCheckpoint, Signer, open_checkpoint
+from harbourgate.audit.tree import TreeCache
+
+_RETRIES = (0.05, 0.2, 0.5, 1.0, 2.0)  # backoff before giving a batch up as failed
+
+
+@dataclass(slots=True)
+class _Pending:
+    id: str
+    leaf: bytes
+    hash: bytes
+    ts: str
+    ticket: Any = None  # (loop, asyncio.Future) or concurrent.futures.Future
+    error: BaseException | None = field(default=None)
+
+
+class AuditLog:
+    """The audit log of one process: append entries, serve entries, proofs, checkpoints."""
+
+    def __init__(self, engine: sa.Engine, signer: Signer, *, max_queue: int = 65_536,
+                 max_batch: int = 8_192, checkpoint_interval: float = 1.0,
+                 checkpoint_every: int = 100_000, poll_interval: float = 0.25) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.origin = signer.name
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_every = checkpoint_every
+        self.poll_interval = poll_interval
+        self._writer = storage.writer_for(engine)
+        self._tree = TreeCache(lambda start, end: storage.read_leaves(engine, start, end))
+        self._cond = threading.Condition()
+        self._queue: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._space_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._failed: BaseException | None = None
+        self._sign_lock = threading.Lock()
+        self._last_checkpoint: SignedCheckpoint | None = None
+        self._last_checkpoint_at = 0.0
+        self.batches = 0  # transactions committed, for tests and metrics
+
+    @classmethod
+    def open(cls, settings: Any, store: Any = None, **options: Any) -> AuditLog:
+        """The log of a deployment: its database (migrated) and signing key (created
+        in data_dir on first start)."""
+        from harbourgate.audit.keys import load_signer
+        from harbourgate.store import Store
+
+        if store is None:
+            store = Store(settings.effective_database_url)
+            store.migrate()
+        return cls(store.engine, load_signer(settings), **options)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, rebuild the tree from storage, and start the writer thread."""
+        if self._thread is not None:
+            return
+        self._writer.connect()
+        self._refresh()
+        latest = storage.latest_checkpoint(self.engine)
+        if latest is not None:
+            try:
+                self._last_checkpoint = open_checkpoint(latest[1], self.signer.verifier,
+                                                        self.origin)
+            except ValueError as exc:
+                raise AuditError(
+                    f"the latest stored checkpoint (size {latest[0]}) does not verify with "
+                    f"this log's key {self.verifier_key}: {exc}; run `harbourgate audit "
+                    "verify`") from None
+        self._last_checkpoint_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="harbourgate-audit-writer",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Write everything queued, integrate, sign a last checkpoint, stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._writer.close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    @property
+    def queue_depth(self) -> int:
+        """Entries appended but not yet committed (the metric for /metrics)."""
+        with self._cond:
+            return len(self._queue) + self._in_flight
+
+    @property
+    def size(self) -> int:
+        """Integrated entries this process knows of."""
+        return self._tree.size
+
+    @property
+    def is_integrator(self) -> bool:
+        return self._writer.integrates_on_write or getattr(self._writer, "holds_lock", False)
+
+    @property
+    def verifier_key(self) -> str:
+        return self.signer.verifier.vkey
+
+    # --- appending -----------------------------------------------------------------------
+
+    def _prepare(self, rec: Mapping[str, Any], entry_id: str | None) -> _Pending:
+        entry_id = entry_id or record.new_entry_id()
+        if not isinstance(entry_id, str) or not 0 < len(entry_id) <= 40:
+            raise record.RecordError("an entry id is a string of 1 to 40 characters")
+        ts = record.timestamp()
+        leaf = record.encode(rec, entry_id, ts)
+        return _Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts)
+
+    def _offer(self, item: _Pending) -> bool:
+        """Queue `item` unless the queue is full (caller holds the condition)."""
+        if self._closing or self._thread is None:
+            raise AuditLogClosedError("the audit log is closed: nothing can be recorded")
+        if self._failed is not None:
+            raise AuditWriteError(f"the audit writer stopped: {self._failed}")
+        if len(self._queue) >= self.max_queue:
+            return False
+        self._queue.append(item)
+        if len(self._queue) == 1:
+            self._cond.notify_all()
+        return True
+
+    async def append(self, rec: Mapping[str, Any], entry_id: str | None = None) -> str:
+        """Record `rec`; return its entry id once the transaction holding it has committed.
+
+        Raises `RecordError` for a record that cannot be encoded, `AuditWriteError` if
+        it could not be committed (the caller must then not answer as if it was).
+        """
+        item = self._prepare(rec, entry_id)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = loop.create_future()
+        item.ticket = (loop, done)
+        while True:
+            with self._cond:
+                if self._offer(item):
+                    break
+                space: asyncio.Future[None] = loop.create_future()
+                self._space_waiters.append((loop, space))
+            await space
+        return await done
+
+    def append_sync(self, rec: Mapping[str, Any], entry_id: str | None = None,
+                    timeout: float | None = None) -> str:
+        """`append` for threads that are not an event loop (admin plane, CLI)."""
+        item = self._prepare(rec, entry_id)
+        done: concurrent.futures.Future[str] = concurrent.futures.Future()
+        item.ticket = done
+        with self._cond:
+            while not self._offer(item):
+                self._cond.wait()
+        return done.result(timeout)
+
+    # --- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    if not self._queue and not self._closing:
+                        self._cond.wait(self._idle_timeout())
+                    batch = [self._queue.popleft()
+                             for _ in range(min(len(self._queue), self.max_batch))]
+                    self._in_flight = len(batch)
+                    closing = self._closing and not self._queue
+                    self._wake_space_waiters()
+                if batch:
+                    self._write(batch)
+                self._integrate_and_checkpoint(force=closing)
+                if closing and not batch:
+                    return
+        except BaseException as exc:  # never leave a caller waiting forever
+            with self._cond:
+                self._failed = exc
+                pending = list(self._queue)
+                self._queue.clear()
+                self._wake_space_waiters()
+            for item in pending:
+                item.error = AuditWriteError(f"the audit writer stopped: {exc}")
+            self._settle(pending)
+            raise
+
+    def _idle_timeout(self) -> float:
+        due = self._last_checkpoint_at + self.checkpoint_interval - time.monotonic()
+        return max(0.01, min(self.poll_interval, due if self._unsigned() else self.poll_interval))
+
+    def _unsigned(self) -> bool:
+        signed = self._last_checkpoint.size if self._last_checkpoint else 0
+        return self._tree.size > signed
+
+    def _wake_space_waiters(self) -> None:
+        waiters, self._space_waiters = self._space_waiters, []
+        self._cond.notify_all()
+        for loop, fut in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is gone
+                loop.call_soon_threadsafe(_resolve, fut, None)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        batch = self._unique(batch)
+        integrity_error = self.engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
+        attempts = iter(_RETRIES)
+        while batch:
+            rows = [storage.Row(p.id, p.leaf, p.ts) for p in batch]
+            size = self._tree.size
+            try:
+                caught_up, first = self._writer.write(rows, size)
+            except integrity_error:
+                batch = self._drop_stored(batch)  # an id already in the log
+                continue
+            except Exception as exc:
+                delay = next(attempts, None)
+                if delay is None:
+                    for item in batch:
+                        item.error = AuditWriteError(
+                            f"the audit entry could not be committed: {exc}")
+                    self._settle(batch)
+                    return
+                time.sleep(delay)
+                with contextlib.suppress(Exception):
+                    self._writer.connect()
+                continue
+            self.batches += 1
+            if caught_up:
+                self._tree.extend([merkle.leaf_hash(leaf) for leaf in caught_up], size)
+            if first >= 0:
+                self._tree.extend([p.hash for p in batch], first)
+            self._settle(batch)
+            return
+
+    def _unique(self, batch: list[_Pending]) -> list[_Pending]:
+        """Refuse a second entry with an id already in the same batch."""
+        seen: set[str] = set()
+        keep: list[_Pending] = []
+        for item in batch:
+            if item.id in seen:
+                item.error = DuplicateEntryError(f"an audit entry with id {item.id} was "
+                                                 "appended twice")
+                self._settle([item])
+            else:
+                seen.add(item.id)
+                keep.append(item)
+        return keep
+
+    def _drop_stored(self, batch: list[_Pending]) -> list[_Pending]:
+        """After a unique-id violation: settle the entries already stored, keep the rest.
+
+        An entry stored with the very same leaf is a commit whose acknowledgement was
+        lost (a retry after a dropped connection): it succeeded. Another leaf under the
+        same id is refused.
+        """
+        keep: list[_Pending] = []
+        for item in batch:
+            stored = self._writer.exists(item.id)
+            if stored is None:
+                keep.append(item)
+                continue
+            if stored != item.leaf:
+                item.error = DuplicateEntryError(f"an audit entry with id {item.id} already "
+                                                 "exists")
+            self._settle([item])
+        if len(keep) == len(batch):  # the violation was not about ids: give up on the batch
+            for item in keep:
+                item.error = AuditWriteError("the audit entries violate a constraint of "
+                                             "audit_entries")
+            self._settle(keep)
+            return []
+        return keep
+
+    def _settle(self, batch: list[_Pending]) -> None:
+        """Hand each caller its id (or error); one wake-up per event loop for the batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        for item in batch:
+            if isinstance(item.ticket, tuple):
+                by_loop.setdefault(item.ticket[0], []).append(item)
+            elif item.error is not None:
+                item.ticket.set_exception(item.error)
+            else:
+                item.ticket.set_result(item.id)
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve_all, items)
+        with self._cond:
+            self._in_flight = max(0, self._in_flight - len(batch))
+
+    def _integrate_and_checkpoint(self, force: bool = False) -> None:
+        if not self._writer.integrates_on_write:
+            try:
+                if self._writer.try_lock():
+                    while True:
+                        size = self._tree.size
+                        caught_up, new = self._writer.integrate(size)
+                        hashes = [merkle.leaf_hash(leaf) for leaf in (*caught_up, *new)]
+                        self._tree.extend(hashes, size)
+                        if len(new) < storage._INTEGRATE_LIMIT:
+                            break
+            except Exception:
+                # lost the connection (and with it the lock): reconnect, try next round
+                with contextlib.suppress(Exception):
+                    self._writer.connect()
+                return
+        if not self.is_integrator or not self._unsigned():
+            return
+        signed = self._last_checkpoint.size if self._last_checkpoint else 0
+        due = (time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval
+               or self._tree.size - signed >= self.checkpoint_every)
+        if due or force:
+            self._sign()
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _sign(self) -> SignedCheckpoint:
+        with self._sign_lock:
+            size = self._tree.size
+            last = self._last_checkpoint
+            if last is not None and last.size >= size:
+                return last
+            cp = Checkpoint(self.origin, size, self._tree.root(size))
+            signed = SignedCheckpoint(cp, self.signer.sign(cp.body()))
+            storage.store_checkpoint(self.engine, size, cp.root, signed.note, record.timestamp())
+            self._last_checkpoint = signed
+            self._last_checkpoint_at = time.monotonic()
+            return signed
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """The latest signed checkpoint; an integrator signs a fresh one if the tree grew.
+
+        `EntryNotFoundError` when the log has no checkpoint yet (nothing integrated).
+        """
+        self._refresh()
+        if self.is_integrator and self._unsigned():
+            return self._sign()
+        latest = storage.latest_checkpoint(self.engine)
+        if latest is not None and (self._last_checkpoint is None
+                                   or latest[0] > self._last_checkpoint.size):
+            self._last_checkpoint = open_checkpoint(latest[1], self.signer.verifier, self.origin)
+        if self._last_checkpoint is None:
+            if self.is_integrator:
+                return self._sign()  # the empty tree
+            raise EntryNotFoundError("the log has no signed checkpoint yet; retry in a second")
+        return self._last_checkpoint
+
+    # --- entries and proofs --------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Catch up with entries other processes integrated."""
+        start = self._tree.size
+        for leaves in storage.iter_leaves(self.engine, start):
+            self._tree.extend([merkle.leaf_hash(leaf) for leaf in leaves], start)
+            start += len(leaves)
+
+    def entry(self, entry_id: str) -> Entry:
+        """The integrated entry `entry_id`; `EntryNotFoundError` if unknown or not yet indexed."""
+        stored = storage.find_entry(self.engine, entry_id)
+        if stored is None:
+            raise EntryNotFoundError(f"no audit entry with id {entry_id!r}")
+        if stored.index is None:
+            raise EntryNotIntegratedError(
+                f"audit entry {entry_id} is recorded but not yet integrated into the tree; "
+                "retry in a second")
+        return Entry(stored.id, stored.index, stored.leaf, record.decode(stored.leaf))
+
+    def inclusion_proof(self, entry_id: str, tree_size: int | None = None) -> InclusionProof:
+        """The inclusion proof of `entry_id` in the tree of `tree_size` (default: the latest
+        signed checkpoint)."""
+        entry = self.entry(entry_id)
+        if tree_size is None:
+            tree_size = self.checkpoint().size
+            if entry.index >= tree_size:
+                raise EntryNotIntegratedError(
+                    f"audit entry {entry_id} (index {entry.index}) is not yet covered by a "
+                    f"signed checkpoint (size {tree_size}); retry in a second")
+        self._check_size(tree_size, "tree_size")
+        if entry.index >= tree_size:
+            raise InvalidProofRequestError(
+                f"audit entry {entry_id} has index {entry.index}, so a tree of size "
+                f"{tree_size} does not contain it; ask for tree_size > {entry.index}",
+                "tree_size")
+        return InclusionProof(entry.index, tree_size,
+                              tuple(self._tree.inclusion_proof(entry.index, tree_size)))
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof:
+        """The proof that the tree of size `first` is a prefix of the tree of size `second`."""
+        if first < 1:
+            raise InvalidProofRequestError(
+                "first must be at least 1: every tree extends the empty one", "first")
+        if first > second:
+            raise InvalidProofRequestError(
+                f"first ({first}) must not be greater than second ({second})", "first")
+        self._check_size(second, "second")
+        return ConsistencyProof(first, second, tuple(self._tree.consistency_proof(first, second)))
+
+    def _check_size(self, size: int, param: str) -> None:
+        if size < 1:
+            raise InvalidProofRequestError(f"{param} must be at least 1", param)
+        if size > self._tree.size:
+            self._refresh()
+        if size > self._tree.size:
+            raise InvalidProofRequestError(
+                f"{param}={size} is beyond the tree, which has {self._tree.size} entries",
+                param)
+
+    def root(self, size: int | None = None) -> bytes:
+        return self._tree.root(size)
+
+
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _resolve_all(items: list[_Pending]) -> None:
+    for item in items:
+        fut = item.ticket[1]
+        if fut.done():
+            continue
+        if item.error is not None:
+            fut.set_exception(item.error)
+        else:
+            fut.set_result(item.id)

@@ -1,0 +1,266 @@
+"""The audit tables, as the log needs them: a writer connection and a few reads.
+
+The writer owns one DB-API connection, outside the pool, in the writer thread, and speaks
+plain SQL for the two engines, because group commit lives and dies by what happens inside
+that one transaction:
+
+* SQLite: `BEGIN IMMEDIATE` takes the file's write lock, so processes sharing the file
+  (`serve --workers N`) serialise; inside it the writer first reads entries other processes
+  integrated since it last looked, then inserts its batch with the next leaf indices. The
+  writer that commits is the integrator for that batch.
+* PostgreSQL: writers insert their batch without an index and commit: that is all an
+  answer waits for. One process at a time holds a session advisory lock and integrates:
+  it gives waiting entries the next indices in `seq` order. The unique index on `idx`
+  makes a second integrator impossible to go unnoticed.
+
+Reads (entries, leaves by index, checkpoints) go through the SQLAlchemy engine's pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from harbourgate.store import schema
+
+ENTRIES = schema.audit_entries
+CHECKPOINTS = schema.audit_checkpoints
+INTEGRATOR_LOCK = int.from_bytes(
+    hashlib.sha256(b"harbourgate/audit-integrator").digest()[:8], "big", signed=True)
+_INTEGRATE_LIMIT = 50_000
+
+
+class LogIntegrityError(RuntimeError):
+    """The stored log contradicts itself (a gap in the indices): refuse to extend it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One entry to insert: id, leaf bytes, timestamp."""
+
+    id: str
+    leaf: bytes
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    seq: int
+    id: str
+    index: int | None
+    leaf: bytes
+
+
+def _contiguous(start: int, rows: Sequence[tuple[int, bytes]]) -> list[bytes]:
+    for offset, (idx, _) in enumerate(rows):
+        if idx != start + offset:
+            raise LogIntegrityError(
+                f"audit_entries has no entry at index {start + offset} (the next is {idx}): "
+                "entries were deleted; run `harbourgate audit verify`")
+    return [bytes(leaf) for _, leaf in rows]
+
+
+class Writer:
+    """The writer thread's own connection; subclasses hold the engine-specific SQL."""
+
+    paramstyle = "?"
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._conn: Any = None
+
+    def connect(self) -> None:
+        self.close()
+        raw = self._engine.raw_connection()
+        self._conn = raw.driver_connection
+        raw.detach()  # ours alone, for the writer's lifetime (and its advisory lock)
+        self._setup()
+
+    def _setup(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail
+                self._conn.close()
+            self._conn = None
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.paramstyle)
+
+    def read_integrated(self, cur: Any, start: int) -> list[bytes]:
+        cur.execute(self._sql("SELECT idx, leaf FROM audit_entries WHERE idx >= ? ORDER BY idx"),
+                    (start,))
+        return _contiguous(start, cur.fetchall())
+
+    # the interface the log uses
+    integrates_on_write = True
+
+    def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
+        """Commit `rows`; return leaves integrated by others since `tree_size`, and the
+        index of the first row if this write integrated them (else -1)."""
+        raise NotImplementedError
+
+    def exists(self, entry_id: str) -> bytes | None:
+        """The leaf already stored under `entry_id`, if any (to resolve retries)."""
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self._sql("SELECT leaf FROM audit_entries WHERE id = ?"), (entry_id,))
+            row = cur.fetchone()
+            return None if row is None else bytes(row[0])
+        finally:
+            self._rollback_quietly()
+
+    def _rollback_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # nothing to roll back, or no connection
+            self._conn.rollback()
+
+    def try_lock(self) -> bool:
+        return True
+
+    def integrate(self, tree_size: int) -> tuple[list[bytes], list[bytes]]:
+        return [], []
+
+
+class SqliteWriter(Writer):
+    def _setup(self) -> None:
+        self._conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+
+    def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            caught_up = self.read_integrated(cur, tree_size)
+            first = tree_size + len(caught_up)
+            cur.executemany(
+                "INSERT INTO audit_entries (id, idx, leaf, created_at) VALUES (?, ?, ?, ?)",
+                [(r.id, first + i, r.leaf, r.created_at) for i, r in enumerate(rows)])
+            cur.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+        return caught_up, first
+
+    def _rollback_quietly(self) -> None:
+        pass  # autocommit mode: the SELECT in exists() opened no transaction
+
+
+class PostgresWriter(Writer):
+    paramstyle = "%s"
+    integrates_on_write = False
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self.holds_lock = False
+
+    def connect(self) -> None:
+        self.holds_lock = False
+        super().connect()
+
+    def close(self) -> None:
+        self.holds_lock = False
+        super().close()
+
+    def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO audit_entries (id, leaf, created_at) VALUES (%s, %s, %s)",
+                    [(r.id, r.leaf, r.created_at) for r in rows])
+            self._conn.commit()
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        return [], -1
+
+    def try_lock(self) -> bool:
+        if not self.holds_lock:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (INTEGRATOR_LOCK,))
+                self.holds_lock = bool(cur.fetchone()[0])
+            self._conn.commit()  # the session lock outlives the transaction
+        return self.holds_lock
+
+    def integrate(self, tree_size: int) -> tuple[list[bytes], list[bytes]]:
+        """As the integrator: catch up, then index waiting entries in `seq` order."""
+        try:
+            with self._conn.cursor() as cur:
+                caught_up = self.read_integrated(cur, tree_size)
+                first = tree_size + len(caught_up)
+                cur.execute("SELECT seq, leaf FROM audit_entries WHERE idx IS NULL "
+                            "ORDER BY seq LIMIT %s", (_INTEGRATE_LIMIT,))
+                waiting = cur.fetchall()
+                if waiting:
+                    cur.execute(
+                        "UPDATE audit_entries SET idx = v.idx FROM "
+                        "(SELECT unnest(%s::bigint[]) AS seq, unnest(%s::bigint[]) AS idx) v "
+                        "WHERE audit_entries.seq = v.seq",
+                        ([s for s, _ in waiting], list(range(first, first + len(waiting)))))
+            self._conn.commit()
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        return caught_up, [bytes(leaf) for _, leaf in waiting]
+
+
+def writer_for(engine: sa.Engine) -> Writer:
+    return SqliteWriter(engine) if engine.dialect.name == "sqlite" else PostgresWriter(engine)
+
+
+# --- reads through the pool ----------------------------------------------------------------
+
+
+def read_leaves(engine: sa.Engine, start: int, end: int) -> list[bytes]:
+    """The leaf bytes at indices start..end-1, in order (fewer if the log is shorter)."""
+    query = (sa.select(ENTRIES.c.idx, ENTRIES.c.leaf)
+             .where(ENTRIES.c.idx >= start, ENTRIES.c.idx < end).order_by(ENTRIES.c.idx))
+    with engine.connect() as conn:
+        return _contiguous(start, [(r.idx, r.leaf) for r in conn.execute(query)])
+
+
+def iter_leaves(engine: sa.Engine, start: int, chunk: int = 10_000) -> Iterator[list[bytes]]:
+    """The integrated leaves from `start` on, in chunks, for catching up."""
+    while True:
+        leaves = read_leaves(engine, start, start + chunk)
+        if leaves:
+            yield leaves
+        if len(leaves) < chunk:
+            return
+        start += chunk
+
+
+def find_entry(engine: sa.Engine, entry_id: str) -> StoredEntry | None:
+    query = sa.select(ENTRIES.c.seq, ENTRIES.c.id, ENTRIES.c.idx, ENTRIES.c.leaf).where(
+        ENTRIES.c.id == entry_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else StoredEntry(row.seq, row.id, row.idx, bytes(row.leaf))
+
+
+def latest_checkpoint(engine: sa.Engine) -> tuple[int, str] | None:
+    query = (sa.select(CHECKPOINTS.c.tree_size, CHECKPOINTS.c.note)
+             .order_by(CHECKPOINTS.c.tree_size.desc()).limit(1))
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else (row.tree_size, row.note)
+
+
+def store_checkpoint(engine: sa.Engine, size: int, root: bytes, note: str, created_at: str) -> None:
+    """Keep a signed checkpoint, unless one as large is already stored."""
+    stmt = sa.text(
+        "INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) "
+        "SELECT :size, :root, :note, :created_at WHERE NOT EXISTS "
+        "(SELECT 1 FROM audit_checkpoints WHERE tree_size >= :size)"
+    ).bindparams(sa.bindparam("root", type_=sa.LargeBinary))
+    try:
+        with engine.begin() as conn:
+            conn.execute(stmt, {"size": size, "root": root, "note": note,
+                                "created_at": created_at})
+    except sa.exc.IntegrityError:
+        pass  # another process stored the same size at the same moment

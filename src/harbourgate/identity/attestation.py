@@ -164,7 +164,7 @@ class AttestationVerifier:
         self.negative_cache_size = negative_cache_size
         self.negative_ttl = negative_ttl
         self._good: OrderedDict[bytes, EndUser] = OrderedDict()
-        self._bad: OrderedDict[bytes, tuple[float, AttestationError]] = OrderedDict()
+        self._bad: OrderedDict[bytes, tuple[float, str, str]] = OrderedDict()
         self._lock = threading.Lock()
         self._keys_seen: KeySet | None = None
         self.cache_hits = 0
@@ -226,7 +226,7 @@ class AttestationVerifier:
             raise _fail("malformed", "contains non-ASCII characters; a compact JWS is "
                                      "three base64url parts separated by '.'")
         digest = hashlib.sha256(token.encode("ascii")).digest()
-        bad: tuple[float, AttestationError] | None = None
+        bad: tuple[float, str, str] | None = None
         with self._lock:
             user = self._good.get(digest)
             if user is not None:
@@ -242,15 +242,16 @@ class AttestationVerifier:
                 raise _fail("expired", f"expired at {_utc(user.expires_at)}")
             return user
         if bad is not None:
-            until, error = bad
+            until, reason, message = bad
             if time.monotonic() < until:
-                raise AttestationError(error.reason, error.message)
+                raise AttestationError(reason, message)
         try:
             user = self._verify(token, keys, now)
         except AttestationError as error:
             if error.reason in _STABLE_REASONS and self.negative_cache_size:
                 with self._lock:
-                    self._bad[digest] = (time.monotonic() + self.negative_ttl, error)
+                    self._bad[digest] = (time.monotonic() + self.negative_ttl, error.reason,
+                                         error.message)
                     self._bad.move_to_end(digest)
                     while len(self._bad) > self.negative_cache_size:
                         self._bad.popitem(last=False)

@@ -1,62 +1,37 @@
 """Storage: one schema for SQLite (default) and PostgreSQL (replicas).
 
 Only the admin plane, the audit writer and the snapshot loader touch the database; the
-request hot path works from in-memory snapshots (`load_registry`). Registry functions
-take an open connection so that a change and its state-version bump share a
+request hot path works from in-memory snapshots (`registry.load_registry`). Registry
+functions take an open connection so that a change and its state-version bump share a
 transaction::
+
+    from harbourgate.store import Store, registry
 
     store = Store(settings.effective_database_url)
     store.migrate()
-    apply_seed(store.engine, settings.sandbox, route_names=..., source=settings.source)
+    registry.apply_seed(store.engine, settings.sandbox, source=settings.source)
     with store.change() as conn:          # one transaction, state version bumped
-        app = register_application(conn, participant_id="acme", name="Research")
-        issued = issue_key(conn, app.id)  # issued.key: shown once
-    registry = load_registry(store.engine)
+        app = registry.register_application(conn, participant_id="acme", name="Research",
+                                            use_cases=["research.b2b"])
+        issued = registry.issue_key(conn, app.id)  # issued.key: shown once, never stored
+    snapshot = registry.load_registry(store.engine)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import sqlalchemy as sa
 
-from harbourgate.store import schema
-from harbourgate.store.applications import (
-    get_application,
-    list_applications,
-    register_application,
-    update_application,
-)
-from harbourgate.store.approvals import (
-    get_approval,
-    list_approvals,
-    record_approval,
-    revoke_approval,
-)
+from harbourgate.store import registry, schema
 from harbourgate.store.errors import Conflict, InvalidReference, NotFound, StoreError
-from harbourgate.store.keys import IssuedKey, find_key, get_key, issue_key, list_keys, revoke_key
-from harbourgate.store.migrate import MigrationError, current_revision, head_revision, migrate
-from harbourgate.store.participants import (
-    admit_participant,
-    get_participant,
-    list_participants,
-    update_participant,
-)
-from harbourgate.store.seed import SeedResult, apply_seed
-from harbourgate.store.snapshot import load_registry
+from harbourgate.store.migrate import MigrationError, migrate
 from harbourgate.store.state import bump_state_version, state_version
-from harbourgate.store.timestamps import format_timestamp, parse_timestamp, utc_now
 
 __all__ = [
-    "Conflict", "InvalidReference", "IssuedKey", "MigrationError", "NotFound", "SeedResult",
-    "Store", "StoreError", "admit_participant", "apply_seed", "bump_state_version",
-    "create_engine", "current_revision", "find_key", "format_timestamp", "get_application",
-    "get_approval", "get_key", "get_participant", "head_revision", "issue_key",
-    "list_applications", "list_approvals", "list_keys", "list_participants", "load_registry",
-    "normalise_url", "parse_timestamp", "record_approval", "register_application",
-    "revoke_approval", "revoke_key", "schema", "state_version", "update_application",
-    "update_participant", "utc_now",
+    "Conflict", "InvalidReference", "MigrationError", "NotFound", "Store", "StoreError",
+    "create_engine", "normalise_url", "registry", "schema",
 ]
 
 
@@ -100,6 +75,11 @@ class Store:
         """Bring the schema up to date (idempotent; safe when replicas start together)."""
         migrate(self.engine)
 
+    def ping(self) -> None:
+        """Raise unless the database answers (for readiness checks)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     @contextmanager
     def change(self) -> Iterator[sa.Connection]:
         """A transaction for a change the data plane must see: bumps the state version.
@@ -110,6 +90,10 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
             bump_state_version(conn)
+
+    def transaction(self) -> AbstractContextManager[sa.Connection]:
+        """A plain transaction; call `registry.bump_state_version(conn)` if it changes state."""
+        return self.engine.begin()
 
     def read(self) -> sa.Connection:
         """A connection for reads: `with store.read() as conn: ...`."""

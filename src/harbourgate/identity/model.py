@@ -1,8 +1,8 @@
 """The sandbox's registry, as immutable values the hot path can share without locks.
 
-The vocabularies an application declares (use cases, transfer mechanisms, statuses) live
-here, in one place: the admin API validates against them, the config seed too, and the
-policy packs name the same strings. Extend a tuple here to extend the taxonomy.
+The vocabularies an application declares (use cases, data categories, transfer
+mechanisms, statuses) are the policy's (`harbourgate.policy.vocab`), re-exported here so
+that the admin API, the config seed and the policy packs all check the same strings.
 """
 
 from __future__ import annotations
@@ -12,53 +12,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-# PRODUCT.md §3: the use-case taxonomy applications declare; the policy tiers them. Beyond
-# the nine PRODUCT.md names, the EU AI Act Art. 5 / Annex III areas and common low-risk uses.
-USE_CASES: tuple[str, ...] = (
-    "research.b2b",
-    "assistant.general",
-    "content.generation",
-    "translation",
-    "code.generation",
-    "customer_service",
-    "healthcare.triage",
-    "finance.credit_scoring",
-    "finance.fraud_detection",
-    "insurance.pricing",
-    "employment.screening",
-    "employment.monitoring",
-    "education.admission",
-    "biometric.identification_remote",
-    "biometric.categorisation",
-    "biometric.emotion_recognition",
-    "critical_infrastructure.operation",
-    "law_enforcement.risk_assessment",
-    "migration.border_control",
-    "justice.legal_interpretation",
-    "public_services.eligibility",
-    "surveillance.public_space",
-    "social_scoring",
-    "manipulation.subliminal",
+from harbourgate.policy.vocab import (
+    APPLICATION_STATUSES,
+    DATA_CATEGORIES,
+    PARTICIPANT_STATUSES,
+    SCREENING_RESULTS,
+    TRANSFER_MECHANISMS,
+    USE_CASES,
 )
 
-# PRODUCT.md §5 (cross-border pack): the recorded mechanisms under which mainland-origin
-# personal data may leave the mainland (PIPL Art. 38) or cross within the GBA.
-TRANSFER_MECHANISMS: tuple[str, ...] = (
-    "security_assessment",
-    "standard_contract",
-    "certification",
-    "gba_standard_contract",
-)
-
-PARTICIPANT_STATUSES: tuple[str, ...] = ("admitted", "suspended")
-APPLICATION_STATUSES: tuple[str, ...] = ("active", "suspended")
-SCREENING_RESULTS: tuple[str, ...] = ("clear", "pending", "match")
+__all__ = [
+    "APPLICATION_STATUSES", "DATA_CATEGORIES", "PARTICIPANT_STATUSES", "SCREENING_RESULTS",
+    "TRANSFER_MECHANISMS", "USE_CASES", "ApiKey", "Application", "Approval", "Participant",
+    "Registry",
+]
 
 # Ids of participants and applications: readable slugs, safe in URLs, logs and headers.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
-# Data categories are the privacy scanner's class names (hk_id, phone, email, ...).
-CATEGORY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 
 def is_valid_id(value: str) -> bool:
@@ -94,9 +65,9 @@ def check_use_case(value: str) -> str:
 
 
 def check_category(value: str) -> str:
-    if not CATEGORY_PATTERN.fullmatch(value):
-        raise ValueError("must be a data category name in lower case (e.g. hk_id, phone), "
-                         f"not {value!r}")
+    if value not in DATA_CATEGORIES:
+        raise ValueError(f"{value!r} is not a known data category; known: "
+                         f"{', '.join(DATA_CATEGORIES)}")
     return value
 
 

@@ -1,0 +1,185 @@
+"""Check-digit and format validators: pure functions on ASCII strings.
+
+A recognizer finds a candidate by its shape; these decide whether it is real. Each takes
+the value with separators already removed (and full-width characters folded to ASCII).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+
+# ---- Hong Kong identity card -------------------------------------------------------------
+
+
+def hkid_check_digit(prefix: str, digits: str) -> str:
+    """The check character ('0'-'9' or 'A') for a HKID with 1-2 letters and 6 digits.
+
+    Weights 9..2 over (letter, letter, 6 digits); a single-letter prefix counts its missing
+    first letter as a space (value 36). Letters are A=10 ... Z=35. Check = 11 - sum mod 11.
+    """
+    if len(prefix) == 1:
+        total = 9 * 36 + 8 * (ord(prefix) - 55)
+    else:
+        total = 9 * (ord(prefix[0]) - 55) + 8 * (ord(prefix[1]) - 55)
+    for weight, digit in zip(range(7, 1, -1), digits, strict=True):
+        total += weight * (ord(digit) - 48)
+    check = (11 - total % 11) % 11
+    return "A" if check == 10 else str(check)
+
+
+def is_hkid(prefix: str, digits: str, check: str) -> bool:
+    """True when `check` is the right check character for `prefix` + `digits`."""
+    if not (1 <= len(prefix) <= 2 and prefix.isascii() and prefix.isupper() and prefix.isalpha()):
+        return False
+    if len(digits) != 6 or not (digits.isascii() and digits.isdigit()):
+        return False
+    return hkid_check_digit(prefix, digits) == check.upper()
+
+
+# ---- Mainland resident identity number (GB 11643-1999) -------------------------------------
+
+_CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CN_CHECK = "10X98765432"
+# GB/T 2260 province-level codes, plus 71 (Taiwan) and 81/82/83 (HK, Macao, Taiwan residence
+# permits for residents of those regions, which share the format).
+CN_PROVINCES = frozenset(
+    {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+     50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83}
+)
+
+
+def cn_id_check_char(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    total = sum(w * (ord(c) - 48) for w, c in zip(_CN_WEIGHTS, first17, strict=True))
+    return _CN_CHECK[total % 11]
+
+
+def is_cn_id(value: str, *, today: _dt.date | None = None) -> bool:
+    """An 18-character mainland resident ID: region, birth date and check character valid.
+
+    The region must start with a province-level code and its city/county part must not be
+    `0000`; the birth date must be a real date between 1900-01-01 and today.
+    """
+    if len(value) != 18 or not value[:17].isdigit() or not value.isascii():
+        return False
+    if int(value[:2]) not in CN_PROVINCES or value[2:6] == "0000":
+        return False
+    try:
+        born = _dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    if born.year < 1900 or born > (today or _dt.date.today()):
+        return False
+    return cn_id_check_char(value[:17]) == value[17].upper()
+
+
+# ---- Payment cards --------------------------------------------------------------------------
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check used by every major card scheme."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i & 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_scheme(digits: str) -> str | None:
+    """The scheme whose prefix and length the number fits, or None."""
+    n = len(digits)
+    p2 = int(digits[:2]) if n >= 2 else -1
+    p3 = int(digits[:3]) if n >= 3 else -1
+    p4 = int(digits[:4]) if n >= 4 else -1
+    p6 = int(digits[:6]) if n >= 6 else -1
+    if digits[0] == "4" and n in (13, 16, 19):
+        return "visa"
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "amex"
+    if p2 == 62 and 16 <= n <= 19:
+        return "unionpay"
+    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
+        return "jcb"
+    if (p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
+        return "discover"
+    if (p2 in (36, 38, 39) or 300 <= p3 <= 305) and 14 <= n <= 19:
+        return "diners"
+    return None
+
+
+def is_payment_card(digits: str) -> bool:
+    """A known scheme's prefix and length, and a valid Luhn check digit."""
+    return 13 <= len(digits) <= 19 and card_scheme(digits) is not None and luhn_ok(digits)
+
+
+# ---- IBAN (ISO 13616) -----------------------------------------------------------------------
+
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+
+def is_iban(value: str) -> bool:
+    """Country length and the mod-97 check of ISO 13616 (on the value without spaces)."""
+    if len(value) < 15 or IBAN_LENGTHS.get(value[:2]) != len(value) or not value.isascii():
+        return False
+    if not value[2:4].isdigit() or not value.isalnum():
+        return False
+    rearranged = value[4:] + value[:4]
+    number = "".join(str(int(c, 36)) for c in rearranged)
+    return int(number) % 97 == 1
+
+
+# ---- IP addresses ---------------------------------------------------------------------------
+
+
+def is_ipv4(value: str) -> bool:
+    """Four decimal octets 0-255 without leading zeros (the `ipaddress` module's rules)."""
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_ipv6(value: str) -> bool:
+    """A valid IPv6 address that looks like one in prose, not `A::B` in code.
+
+    It must parse, and have at least three groups or a group of three or more hex digits.
+    """
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    groups = [g for g in value.replace("::", ":").split(":") if g]
+    return len(groups) >= 3 or any(len(g) >= 3 for g in groups)
+
+
+# ---- Email -----------------------------------------------------------------------------------
+
+
+def is_email(local: str, domain: str) -> bool:
+    """RFC 5321 lengths; no empty, leading, trailing or doubled dots; an alphabetic TLD."""
+    if not local or len(local) > 64 or len(domain) > 253:
+        return False
+    if local[0] == "." or local[-1] == "." or ".." in local or ".." in domain:
+        return False
+    labels = domain.split(".")
+    tld = labels[-1]
+    return len(labels) >= 2 and len(tld) >= 2 and tld.isalpha()

@@ -1,0 +1,347 @@
+"""The recognizers: one compiled pattern finds candidate shapes, validators decide.
+
+Speed comes from how CPython's `re` searches. A pattern whose first element is a character
+class gets a "charset prefix": the engine skips in C over every character outside it and
+only tries a match where a candidate can begin (a digit, an uppercase letter, `@`, `+`, `(`,
+`:` or one of a few Chinese label characters). Each shape below is written as "first
+character, then the rest", and the master pattern is ``[firsts](?:(?<=[f1])(?P<shape1>rest1)
+|(?<=[f2])(?P<shape2>rest2)|...)``, so that whole scan is one `finditer` in C; Python code
+runs only on the few shapes it yields (see docs/privacy.md for the measured effect).
+
+A shape is not a class: a run of digits may be a card, a mainland ID, a phone number or an
+account number. The handlers below classify each candidate by check digits, validity and,
+where the format alone is ambiguous, context words just before it (passport, account, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from harbourgate.privacy import checks, phones
+from harbourgate.privacy.names import is_han, name_before, trim_chinese_name
+
+# (start, end, class): a found value, offsets into the scanned text.
+Found = tuple[int, int, str]
+
+_AN = "A-Za-z0-9"
+_NAME_EN = (
+    r"(?:[A-Z][a-z]+(?:[ \-][A-Z][a-z]+){0,2}"
+    r"|[A-Z]{2,}(?: [A-Z][a-z]+(?:-[a-z]+)?){1,2})(?![A-Za-z])"
+)
+_NAME_ZH = r"[\u4e00-\u9fff]{2,4}"
+
+# (shape name, first characters, characters that must not precede the first, rest)
+_SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
+    ("id", "A-Z", _AN, r"[A-Z]?\d{6,9}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
+    ("iban", "A-Z", _AN, r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"),
+    ("title", "MDP", "A-Za-z",
+     r"(?:(?<=M)(?:rs|r|s|iss|x)|(?<=D)r|(?<=P)rof)\.?[ ]{1,2}(?P<v_title>" + _NAME_EN + ")"),
+    ("label_en", "NFM", "A-Za-z",
+     r"(?:(?<=N)(?:ame|AME)|(?<=F)ull [Nn]ame|(?<=M)y name is)[ ]?[:：]?[ ]*"
+     r"(?P<v_label_en>" + _NAME_EN + "|" + _NAME_ZH + ")"),
+    ("label_zh", "姓联聯收持申户戶", None,
+     r"(?:(?<=姓)名|(?<=联)系人|(?<=聯)絡人|(?<=收)件人|(?<=持)卡人|(?<=申)[请請]人"
+     r"|(?<=[户戶])名)[ ]*(?P<colon>[:：]?)[ ]*(?P<v_label_zh>" + _NAME_ZH + "|" + _NAME_EN + ")"),
+    ("honorific", "先女小太医醫", None, r"(?<=先)生|(?<=女)士|(?<=小)姐|(?<=太)太|(?<=[医醫])生"),
+    ("email", "@", None,
+     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+(?![A-Za-z0-9\-])"),
+    ("ip6", ":", None,
+     r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?:\.\d{1,3}){0,3}(?![0-9A-Za-z:])"),
+    ("plus", "+", _AN + "+",
+     r"[ ]?\d{1,3}(?:[ \-.]?(?:\(\d{1,4}\)|\d{1,5})){1,5}(?![0-9])"),
+    ("paren", "(（", None, r"\+?\d{1,4}[)）][ \-]?\d{2,5}(?:[ \-]?\d{2,5}){1,3}(?![0-9])"),
+    ("ip4", "0-9", _AN + ".", r"\d{0,2}(?:\.\d{1,3}){3}(?![0-9A-Za-z]|\.\d)"),
+    ("num", "0-9", _AN, r"(?:[ \-]?\d){5,22}(?:[Xx]|\s?[(（]\d[)）])?(?![0-9A-Za-z])"),
+)
+
+
+def _build() -> re.Pattern[str]:
+    firsts = "".join(dict.fromkeys(first for _, first, _, _ in _SHAPES))
+    alternatives = []
+    for name, first, lead, rest in _SHAPES:
+        not_after = f"(?<![{lead}].)" if lead else ""
+        alternatives.append(f"(?<=[{first}]){not_after}(?P<{name}>{rest})")
+    return re.compile(f"[{firsts}](?:{'|'.join(alternatives)})", re.DOTALL)
+
+
+MASTER = _build()
+
+# ---- context words --------------------------------------------------------------------------
+
+_CONTEXT_CHARS = 40
+_PASSPORT_CTX = re.compile(
+    r"(?i:passport|travel\s+doc)|護照|护照|通行[證证]|回[鄉乡][證证]|旅行[證证]件"
+)
+_BANK_CTX = re.compile(
+    r"(?i:account|a/c\b|acct|bank)|[帳账][戶户号號]|戶口|户口|銀行|银行|賬[戶户号號]"
+)
+_PHONE_CTX = re.compile(
+    r"(?i:phone|tel\b|tel[.:：]|mobile|cell|call|whatsapp|contact|fax)"
+    r"|[電电][話话]|手[機机]|[聯联][絡络系]|致[電电]|傳真|传真"
+)
+_MACAU_CTX = re.compile(r"(?i:macau|macao|\bBIR\b)|澳[門门]")
+_DATE_LIKE = re.compile(r"(?:19|20)\d\d[ \-](?:0?[1-9]|1[0-2])[ \-](?:0?[1-9]|[12]\d|3[01])")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_HEX_TAIL = re.compile(r"[0-9A-Fa-f]{1,4}\Z")
+_SEPARATORS = re.compile(r"[^0-9A-Za-z]")
+_GROUP = re.compile(r"\d+")
+
+
+def _context(pattern: re.Pattern[str], text: str, start: int) -> bool:
+    return pattern.search(text, max(0, start - _CONTEXT_CHARS), start) is not None
+
+
+def _alnum_before(text: str, i: int) -> bool:
+    return i > 0 and text[i - 1].isascii() and text[i - 1].isalnum()
+
+
+# ---- handlers: (text, match, out) -> None ----------------------------------------------------
+
+
+_ID_PARTS = re.compile(r"([A-Z][A-Z]?)(\d+)(?:\s?[(（]([0-9A])[)）]|(A))?")
+
+
+def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span()
+    parts = _ID_PARTS.fullmatch(m.group())
+    if parts is None:
+        return
+    prefix, digits, paren, letter = parts.groups()
+    if paren is not None or letter is not None:  # HKID shape: 6 digits + check
+        if len(digits) == 6 and checks.is_hkid(prefix, digits, paren or letter):
+            out.append((start, end, "hk_id"))
+        elif paren is not None and _context(_PASSPORT_CTX, text, start):
+            out.append((start, start + len(prefix) + len(digits), "passport"))
+        return
+    if _context(_PASSPORT_CTX, text, start):
+        out.append((start, end, "passport"))
+    elif len(digits) == 7 and checks.is_hkid(prefix, digits[:6], digits[6]):
+        out.append((start, end, "hk_id"))
+
+
+def _iban(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span()
+    value = m.group()
+    compact = value.replace(" ", "")
+    expected = checks.IBAN_LENGTHS.get(compact[:2])
+    if expected is None or len(compact) < expected:
+        return
+    if len(compact) > expected:  # a following code word was swallowed: cut at the length
+        count = 0
+        for i, ch in enumerate(value):
+            count += ch != " "
+            if count == expected:
+                if i + 1 < len(value) and value[i + 1] != " ":
+                    return
+                end = start + i + 1
+                compact = compact[:expected]
+                break
+    if checks.is_iban(compact):
+        out.append((start, end, "iban"))
+
+
+def _title(text: str, m: re.Match[str], out: list[Found]) -> None:
+    out.append((m.start("v_title"), m.end("v_title"), "person_name"))
+
+
+def _label_en(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span("v_label_en")
+    value = m.group("v_label_en")
+    if is_han(value[0]):
+        name = trim_chinese_name(value)
+        if name is None:
+            return
+        end = start + len(name)
+    out.append((start, end, "person_name"))
+
+
+def _label_zh(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span("v_label_zh")
+    value = m.group("v_label_zh")
+    if is_han(value[0]):
+        name = trim_chinese_name(value)
+        if name is None:
+            # After an explicit "姓名：" the value is a name even with a rare surname.
+            if not m.group("colon") or value[:2] in ("地址", "电话", "電話"):
+                return
+            name = value[:3] if len(value) >= 3 else value
+        end = start + len(name)
+    out.append((start, end, "person_name"))
+
+
+def _honorific(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start = name_before(text, m.start())
+    if start is not None:
+        out.append((start, m.start(), "person_name"))
+
+
+def _email(text: str, m: re.Match[str], out: list[Found]) -> None:
+    at = m.start()
+    local = _LOCAL_PART.search(text, max(0, at - 64), at)
+    if local is None:
+        return
+    start = local.start()
+    while start < at and text[start] in "._%+-":
+        start += 1
+    domain = text[at + 1:m.end()]
+    if checks.is_email(text[start:at], domain):
+        out.append((start, m.end(), "email"))
+
+
+def _ip6(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start = m.start()
+    head = _HEX_TAIL.search(text, max(0, start - 4), start)
+    if head is not None:
+        start = head.start()
+    if _alnum_before(text, start) or (start > 0 and text[start - 1] in ":."):
+        return
+    if checks.is_ipv6(text[start:m.end()]):
+        out.append((start, m.end(), "ip_address"))
+
+
+def _plus(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start = m.start()
+    for end in _group_ends(text, m):
+        if phones.is_valid_international(_SEPARATORS.sub("", text[start + 1:end])):
+            out.append((start, end, "phone"))
+            return
+
+
+def _paren(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span()
+    value = text[start:end]
+    digits = _SEPARATORS.sub("", value)
+    close = max(value.find(")"), value.find("）"))
+    code = _SEPARATORS.sub("", value[:close])
+    international = value[1] == "+" or code in ("852", "853", "86")
+    if (
+        (international and phones.is_valid_international(digits))
+        or _local_phone(digits, grouped=True)
+        or (digits.startswith("0") and phones.is_valid_national("CN", digits[1:]))
+    ):
+        out.append((start, end, "phone"))
+
+
+def _ip4(text: str, m: re.Match[str], out: list[Found]) -> None:
+    if checks.is_ipv4(m.group()):
+        out.append((m.start(), m.end(), "ip_address"))
+
+
+def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
+    start, end = m.span()
+    value = m.group()
+    cls = _classify_digits(text, start, value)
+    if cls is not None:
+        out.append((start, end, cls))
+        return
+    # The run may join several values ("card 4111 1111 1111 1111 2024"): try its digit
+    # groups, longest sub-run first, leftmost first.
+    groups = [(g.start(), g.end()) for g in _GROUP.finditer(value)]
+    if len(groups) < 2:
+        return
+    taken: list[tuple[int, int]] = []
+    for size in range(len(groups) - 1, 0, -1):
+        for i in range(len(groups) - size + 1):
+            lo, hi = groups[i][0], groups[i + size - 1][1]
+            if any(lo < t_hi and t_lo < hi for t_lo, t_hi in taken):
+                continue
+            if sum(b - a for a, b in groups[i:i + size]) < 6:
+                continue
+            cls = _classify_digits(text, start + lo, value[lo:hi])
+            if cls is not None:
+                taken.append((lo, hi))
+                out.append((start + lo, start + hi, cls))
+
+
+def _classify_digits(text: str, start: int, value: str) -> str | None:
+    """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is."""
+    tail_check = value.endswith((")", "）"))
+    digits = _SEPARATORS.sub("", value)
+    n = len(digits)
+    if n == 18 and checks.is_cn_id(digits):
+        return "cn_id"
+    if tail_check:
+        if n == 8 and digits[0] in "157":
+            return "macau_id"
+        return None
+    if not digits.isdigit():
+        return None
+    if 13 <= n <= 19 and checks.is_payment_card(digits):
+        return "payment_card"
+    grouped = value != digits
+    if _local_phone(digits, grouped=grouped and _four_four(value)):
+        return "phone"
+    if digits.startswith("00") and phones.is_valid_international(digits[2:]):
+        return "phone"
+    if digits.startswith("852") and n == 11 and phones.is_valid_national("HK", digits[3:]):
+        return "phone"
+    if digits.startswith("86") and n == 13 and phones.is_valid_national("CN", digits[2:]):
+        return "phone"
+    if (
+        digits[0] == "0" and 10 <= n <= 12 and "-" in value[:5]
+        and phones.is_valid_national("CN", digits[1:])
+    ):
+        return "phone"
+    if n == 8 and digits[0] in "157" and _context(_MACAU_CTX, text, start):
+        return "macau_id"
+    if 9 <= n <= 20 and _context(_BANK_CTX, text, start) and not _DATE_LIKE.fullmatch(value):
+        return "bank_account"
+    if n == 9 and _context(_PASSPORT_CTX, text, start):
+        return "passport"
+    if n == 8 and phones.is_valid_national("HK", digits) and _context(_PHONE_CTX, text, start):
+        return "phone"
+    return None
+
+
+def _local_phone(digits: str, *, grouped: bool) -> bool:
+    """A mainland mobile (11 digits, 1[3-9]...) or a Hong Kong number written 4-4."""
+    n = len(digits)
+    if n == 11 and digits[0] == "1" and digits[1] in "3456789":
+        return phones.is_valid_national("CN", digits)
+    if n == 8 and grouped:
+        return phones.is_valid_national("HK", digits)
+    return False
+
+
+def _four_four(value: str) -> bool:
+    return len(value) == 9 and value[4] in " -" and value[:4].isdigit() and value[5:].isdigit()
+
+
+def _group_ends(text: str, m: re.Match[str]) -> list[int]:
+    """Ends of a `+...` match, whole first, then dropping trailing digit groups."""
+    ends = [m.end()]
+    value = m.group()
+    for g in reversed(list(_GROUP.finditer(value))[1:]):
+        cut = m.start() + g.start()
+        while cut > m.start() and text[cut - 1] in " -.(":
+            cut -= 1
+        if cut - m.start() >= 5:
+            ends.append(cut)
+    return ends
+
+
+HANDLERS: dict[str, Callable[[str, re.Match[str], list[Found]], None]] = {
+    "id": _id,
+    "iban": _iban,
+    "title": _title,
+    "label_en": _label_en,
+    "label_zh": _label_zh,
+    "honorific": _honorific,
+    "email": _email,
+    "ip6": _ip6,
+    "plus": _plus,
+    "paren": _paren,
+    "ip4": _ip4,
+    "num": _num,
+}
+
+
+def find_all(text: str) -> list[Found]:
+    """Every validated value in `text` (already width-folded), possibly overlapping."""
+    out: list[Found] = []
+    handlers = HANDLERS
+    for m in MASTER.finditer(text):
+        handlers[m.lastgroup](text, m, out)  # type: ignore[index]
+    return out

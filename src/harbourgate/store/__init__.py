@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from harbourgate.store import registry, schema
 from harbourgate.store.errors import Conflict, InvalidReference, NotFound, StoreError
 from harbourgate.store.migrate import MigrationError, migrate
+from harbourgate.store.sqlite import ensure_wal
 from harbourgate.store.state import bump_state_version, state_version
 
 __all__ = [
@@ -51,10 +52,10 @@ def create_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
             # WAL: readers never block the audit writer; NORMAL is durable against a
             # process crash (the case the audit rule is about), FULL would add an fsync.
-            cur.execute("PRAGMA journal_mode=WAL")
+            ensure_wal(dbapi_conn)
+            cur = dbapi_conn.cursor()
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()

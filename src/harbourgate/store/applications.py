@@ -66,7 +66,7 @@ def list_applications(conn: sa.Connection, *,
     return [to_application(row) for row in conn.execute(query)]
 
 
-def update_application(conn: sa.Connection, id: str, **changes: Any) -> Application:
+def update_application(conn: sa.Connection, id: str, /, **changes: Any) -> Application:
     """Change some of the declared fields (not the owner); return the result."""
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:

@@ -29,7 +29,8 @@ class Conflict(StoreError):
     def __init__(self, kind: str, id: str) -> None:
         self.kind = kind
         self.id = id
-        super().__init__(f"a {kind} with id {id!r} already exists")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        super().__init__(f"{article} {kind} with id {id!r} already exists")
 
 
 class InvalidReference(StoreError):

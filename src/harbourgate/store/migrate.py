@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from harbourgate.store.schema import metadata
+from harbourgate.store.sqlite import ensure_wal
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 ADVISORY_LOCK = 0x48_47_4D_49_47  # "HGMIG": any fixed 64-bit number, the same in every process
@@ -96,7 +97,7 @@ def _sqlite_locking_engine(engine: sa.Engine) -> sa.Engine:
     @sa.event.listens_for(locking, "connect")
     def _autocommit_driver(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        ensure_wal(dbapi_conn)
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
     @sa.event.listens_for(locking, "begin")

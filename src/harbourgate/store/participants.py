@@ -55,7 +55,7 @@ def list_participants(conn: sa.Connection, *, status: str | None = None) -> list
     return [to_participant(row) for row in conn.execute(query)]
 
 
-def update_participant(conn: sa.Connection, id: str, **changes: Any) -> Participant:
+def update_participant(conn: sa.Connection, id: str, /, **changes: Any) -> Participant:
     """Change some of `name`, `jurisdiction`, `status`, `screening`; return the result."""
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
-from harbourgate.providers.standin import StandInApp, create_app
+from harbourgate.providers.standin import create_app
 
 
 @dataclass
@@ -20,7 +22,7 @@ class Served:
     """A running stand-in: its root URL and the app (for its request record)."""
 
     url: str
-    app: StandInApp
+    app: Any
 
     @property
     def openai_url(self) -> str:
@@ -33,7 +35,9 @@ class Served:
         httpx.delete(self.url + "/_standin/requests").raise_for_status()
 
 
-def serve(app: StandInApp) -> Iterator[Served]:
+@contextlib.contextmanager
+def serve(app: Any) -> Iterator[Served]:
+    """Serve any ASGI app with uvicorn in a thread, on an ephemeral port of 127.0.0.1."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -58,7 +62,15 @@ def serve(app: StandInApp) -> Iterator[Served]:
 @pytest.fixture(scope="session")
 def standin() -> Iterator[Served]:
     """One stand-in server for the whole session; tests clear its record when they read it."""
-    yield from serve(create_app())
+    with serve(create_app()) as served:
+        yield served
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[Any], Served]]:
+    """Start any ASGI app for one test: `served = serve_app(app)`."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(serve(app))
 
 
 @pytest.fixture

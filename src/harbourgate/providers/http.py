@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 import aiohttp
@@ -69,7 +70,8 @@ def connection_error(route: str, exc: BaseException, *, streaming: bool = False)
     if isinstance(exc, TimeoutError):
         return timeout_error(route, streaming=streaming)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
+        error = exc.os_error
+        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
         what = f"cannot connect to the upstream ({reason.lower()})"
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         what = "the upstream closed the connection"

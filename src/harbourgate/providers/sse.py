@@ -104,10 +104,13 @@ class SSEDecoder:
                 events.append(event)
         return events
 
-    def end(self) -> None:
-        """The stream ended: an event not closed by a blank line is dropped, per the spec."""
-        self._buffer = b""
+    def end(self) -> list[ServerSentEvent]:
+        """The stream ended: a held-back final `\r` ends its line; an event not closed by a
+        blank line is dropped, per the spec."""
+        buffer, self._buffer = self._buffer, b""
+        event = self._line(buffer[:-1]) if buffer.endswith(b"\r") else None
         self._reset()
+        return [event] if event is not None else []
 
     def _line(self, line: bytes) -> ServerSentEvent | None:
         if not line:
@@ -142,4 +145,5 @@ async def aiter_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSent
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event
-    decoder.end()
+    for event in decoder.end():
+        yield event

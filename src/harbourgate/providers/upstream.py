@@ -184,22 +184,18 @@ class HTTPUpstream:
         ended = False
         try:
             async for chunk in response.content.iter_any():
+                if ended:
+                    continue  # drain to the end so the connection can be reused
                 for sse in decoder.feed(chunk):
-                    if ended:
-                        continue  # drain to the end so the connection can be reused
-                    try:
-                        events, ended = translate(sse)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamError(f"model {name!r}: the upstream sent an event that "
-                                            f"is not JSON ({sse.data[:60]!r})",
-                                            retryable=False) from None
-                    except UpstreamError:
-                        raise
-                    except (TranslationError, *_SHAPE_ERRORS) as exc:
-                        raise UpstreamError(f"model {name!r}: the upstream sent an event of "
-                                            f"unexpected shape ({exc})", retryable=False) from None
+                    events, ended = self._translate(translate, sse)
                     for event in events:
                         yield event
+                    if ended:
+                        break
+            for sse in [] if ended else decoder.end():
+                events, ended = self._translate(translate, sse)
+                for event in events:
+                    yield event
         except TimeoutError:
             raise timeout_error(name, streaming=True) from None
         except aiohttp.ClientError as exc:
@@ -210,6 +206,20 @@ class HTTPUpstream:
         if not ended:
             raise UpstreamError(f"model {name!r}: the upstream closed the stream before its "
                                 "end", retryable=False)
+
+    def _translate(self, translate: Translate,
+                   sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
+        """`translate(sse)`, with anything unreadable turned into a mid-stream UpstreamError."""
+        try:
+            return translate(sse)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event that "
+                                f"is not JSON ({sse.data[:60]!r})", retryable=False) from None
+        except UpstreamError:
+            raise
+        except (TranslationError, *_SHAPE_ERRORS) as exc:
+            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event of "
+                                f"unexpected shape ({exc})", retryable=False) from None
 
 
 class OpenAIUpstream(HTTPUpstream):

@@ -1,0 +1,149 @@
+"""SSE: encoding caller events, reading and replacing delta text, decoding upstream bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harbourgate.providers import DONE, StreamEvent, delta_text, encode_event, set_delta_text
+from harbourgate.providers.sse import ServerSentEvent, SSEDecoder, aiter_events
+
+
+def test_encode_event_without_a_name_is_one_data_line() -> None:
+    assert encode_event(StreamEvent(None, {"a": "é"})) == b'data: {"a":"\xc3\xa9"}\n\n'
+
+
+def test_encode_event_with_a_name_has_an_event_line_first() -> None:
+    wire = encode_event(StreamEvent("message_stop", {"type": "message_stop"}))
+    assert wire == b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def test_done_is_openais_sentinel() -> None:
+    assert DONE == b"data: [DONE]\n\n"
+
+
+def openai_chunk(delta: dict) -> StreamEvent:
+    return StreamEvent(None, {"object": "chat.completion.chunk",
+                              "choices": [{"index": 0, "delta": delta}]})
+
+
+def anthropic_delta(delta: dict) -> StreamEvent:
+    return StreamEvent("content_block_delta",
+                       {"type": "content_block_delta", "index": 0, "delta": delta})
+
+
+def test_delta_text_reads_openai_content() -> None:
+    assert delta_text("openai", openai_chunk({"content": "Hel"})) == "Hel"
+    assert delta_text("openai", openai_chunk({"role": "assistant"})) is None
+    assert delta_text("openai", StreamEvent(None, {"choices": [], "usage": {}})) is None
+    tool = openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]})
+    assert delta_text("openai", tool) is None
+
+
+def test_delta_text_reads_anthropic_text_deltas_only() -> None:
+    assert delta_text("anthropic", anthropic_delta({"type": "text_delta", "text": "lo"})) == "lo"
+    json_delta = anthropic_delta({"type": "input_json_delta", "partial_json": "{"})
+    assert delta_text("anthropic", json_delta) is None
+    assert delta_text("anthropic", StreamEvent("ping", {"type": "ping"})) is None
+
+
+def test_set_delta_text_replaces_in_place() -> None:
+    ev = openai_chunk({"content": "<PHONE_1>"})
+    set_delta_text("openai", ev, "+852 9123 4567")
+    assert ev.data["choices"][0]["delta"]["content"] == "+852 9123 4567"
+    ev = anthropic_delta({"type": "text_delta", "text": "<PHONE_1>"})
+    set_delta_text("anthropic", ev, "+852 9123 4567")
+    assert ev.data["delta"]["text"] == "+852 9123 4567"
+
+
+def test_set_delta_text_refuses_an_event_without_text() -> None:
+    with pytest.raises(ValueError, match="carries no content text"):
+        set_delta_text("anthropic", StreamEvent("ping", {"type": "ping"}), "x")
+
+
+def decode(*chunks: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    events = [e for c in chunks for e in decoder.feed(c)]
+    return events + decoder.end()
+
+
+def test_decoder_reads_named_and_unnamed_events() -> None:
+    events = decode(b"event: ping\ndata: {}\n\ndata: [DONE]\n\n")
+    assert events == [ServerSentEvent("ping", "{}"), ServerSentEvent(None, "[DONE]")]
+
+
+def test_decoder_joins_events_split_across_chunks_anywhere() -> None:
+    wire = b'event: message_start\ndata: {"type": "message_start"}\n\n'
+    for cut in range(1, len(wire)):
+        assert decode(wire[:cut], wire[cut:]) == [
+            ServerSentEvent("message_start", '{"type": "message_start"}')], cut
+
+
+def test_decoder_accepts_crlf_and_cr_line_endings() -> None:
+    assert decode(b"event: a\r\ndata: 1\r\n\r\n") == [ServerSentEvent("a", "1")]
+    assert decode(b"event: a\rdata: 1\r\r") == [ServerSentEvent("a", "1")]
+
+
+def test_decoder_treats_a_crlf_split_between_chunks_as_one_line_end() -> None:
+    assert decode(b"data: 1\r", b"\n\r", b"\ndata: 2\r\n\r\n") == [
+        ServerSentEvent(None, "1"), ServerSentEvent(None, "2")]
+
+
+def test_decoder_joins_multi_line_data_with_newlines() -> None:
+    assert decode(b"data: first\ndata:second\ndata:  third\n\n") == [
+        ServerSentEvent(None, "first\nsecond\n third")]
+
+
+def test_decoder_skips_comments_and_blank_runs() -> None:
+    assert decode(b": keep-alive\n\n\n: another\ndata: x\n\n") == [ServerSentEvent(None, "x")]
+
+
+def test_decoder_reads_id_and_retry_and_ignores_unknown_fields() -> None:
+    assert decode(b"id: 7\nretry: 1500\nfoo: bar\ndata\n\n") == [
+        ServerSentEvent(None, "", "7", 1500)]
+
+
+def test_decoder_drops_an_event_not_closed_by_a_blank_line() -> None:
+    assert decode(b"data: complete\n\ndata: partial\n") == [ServerSentEvent(None, "complete")]
+
+
+def test_decoder_decodes_utf8_split_inside_a_character() -> None:
+    wire = "data: 港\n\n".encode()
+    assert decode(wire[:7], wire[7:]) == [ServerSentEvent(None, "港")]
+
+
+def test_server_sent_event_json() -> None:
+    assert ServerSentEvent(None, '{"a": [1]}').json() == {"a": [1]}
+
+
+def test_aiter_events_decodes_an_async_byte_stream() -> None:
+    async def chunks():
+        for piece in (b"data: {\"n\"", b": 1}\n", b"\ndata: [DONE]\n\n"):
+            yield piece
+
+    async def collect() -> list[ServerSentEvent]:
+        return [e async for e in aiter_events(chunks())]
+
+    assert asyncio.run(collect()) == [ServerSentEvent(None, '{"n": 1}'),
+                                      ServerSentEvent(None, "[DONE]")]
+
+
+payloads = st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3),
+                    min_size=1, max_size=6)
+
+
+@given(payloads, st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+       st.sampled_from([b"\n", b"\r\n", b"\r"]))
+def test_decoding_encoded_events_in_any_chunking_gives_them_back(
+        datas: list[dict], cuts: list[int], newline: bytes) -> None:
+    events = [StreamEvent(f"e{i}" if i % 2 else None, d) for i, d in enumerate(datas)]
+    wire = b"".join(encode_event(e) for e in events).replace(b"\n", newline)
+    bounds = sorted({min(c, len(wire)) for c in cuts})
+    pieces = [wire[a:b] for a, b in zip([0, *bounds], [*bounds, len(wire)], strict=True)]
+    decoded = decode(*pieces)
+    assert [(e.event, orjson.loads(e.data)) for e in decoded] == [
+        (e.event, e.data) for e in events]

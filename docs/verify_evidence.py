@@ -35,7 +35,7 @@ class Invalid(Exception):
 def parse_vkey(vkey: str) -> tuple[str, bytes, Ed25519PublicKey]:
     """name+hex(keyid)+base64(0x01 || public key), key id = SHA-256(name\\n 0x01 key)[:4]."""
     try:
-        name, key_id_hex, b64 = vkey.strip().split("+")
+        name, key_id_hex, b64 = vkey.strip().split("+", 2)
         raw = base64.b64decode(b64, validate=True)
     except ValueError as exc:
         raise Invalid(f"malformed verifier key: {exc}") from None

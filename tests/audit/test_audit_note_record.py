@@ -64,6 +64,15 @@ def test_malformed_verifier_keys_are_refused(vkey: str, message: str) -> None:
         Verifier.from_vkey(vkey)
 
 
+def test_verifier_keys_whose_base64_holds_a_plus_round_trip() -> None:
+    while "+" not in (signer := Signer("log.example", Ed25519PrivateKey.generate())
+                      ).verifier.vkey.split("+", 2)[2]:
+        pass
+    parsed = Verifier.from_vkey(signer.verifier.vkey)
+    assert parsed.vkey == signer.verifier.vkey
+    assert open_note(signer.sign("hello\n"), parsed) == "hello\n"
+
+
 def test_a_note_signed_by_another_key_is_refused_naming_both_keys() -> None:
     other = Signer("PeterNeumann", Ed25519PrivateKey.generate())
     note = other.sign(GO_TEXT)

@@ -96,6 +96,8 @@ class AuditLog:
         from harbourgate.store import Store
 
         if store is None:
+            if not settings.database_url:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
             store = Store(settings.effective_database_url)
             store.migrate()
         return cls(store.engine, load_signer(settings), **options)

@@ -64,7 +64,7 @@ class Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
         """Parse verifier key text `name+hexid+base64key`; `NoteError` says what is wrong."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)  # the base64 key may itself hold '+'
         if len(parts) != 3:
             raise NoteError("a verifier key has three parts, name+keyid+key, "
                             f"separated by '+': got {vkey.strip()!r}")

@@ -126,11 +126,12 @@ def verify_log(engine: sa.Engine, verifier: Verifier, *, origin: str | None = No
         if saved is not None:
             signed.append(saved)
         _check_entries(engine, signed, report)
-    except dbapi_error as exc:
+    except (dbapi_error, sa.exc.DBAPIError) as exc:
+        reason = getattr(exc, "orig", None) or exc
         if engine.dialect.name != "sqlite":
-            raise VerifyInputError(f"cannot read the database: {exc}") from None
-        report.add("corrupt", f"the SQLite file is corrupt or truncated ({exc}): restore it "
-                   "from a backup")
+            raise VerifyInputError(f"cannot read the database: {reason}") from None
+        report.add("corrupt", f"the SQLite file is corrupt or truncated ({reason}): restore "
+                   "it from a backup")
     return report
 
 

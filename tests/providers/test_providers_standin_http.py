@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
+import subprocess
+import sys
+import time
 from typing import Any
 
 import anthropic
@@ -363,3 +366,30 @@ def test_lifespan_is_acknowledged() -> None:
         return sent
 
     assert asyncio.run(lifespan()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def test_run_serves_the_stand_in_with_uvicorn(refused_port: int) -> None:
+    code = ("from harbourgate.providers.standin import run; "
+            f"run('127.0.0.1', {refused_port}, latency_ms=1, fail_rate=0)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{refused_port}/v1", api_key="k",
+                               max_retries=0)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                models = client.models.list()
+                break
+            except openai.APIConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        assert models.data[0].id == "fable-5"
+        answer = client.chat.completions.create(
+            model="qwen-local", messages=[{"role": "user", "content": "served"}])
+        assert answer.choices[0].message.content == "[qwen-local] You said: served"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        assert proc.stderr is not None
+        proc.stderr.close()

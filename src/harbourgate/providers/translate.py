@@ -442,7 +442,7 @@ class StreamToAnthropic:
             out += self._open_block("tool_use", {
                 "type": "tool_use", "id": call.get("id") or f"toolu_{position}",
                 "name": function.get("name") or "", "input": {}})
-            self._tools[position] = self._block  # type: ignore[assignment]
+            self._tools[position] = self._blocks - 1
         arguments = function.get("arguments")
         if arguments:
             out.append(StreamEvent("content_block_delta", {

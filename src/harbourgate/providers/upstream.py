@@ -8,6 +8,7 @@ the headers, then as the longest silence allowed between two reads.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, ClassVar
@@ -69,7 +70,7 @@ class UpstreamStream:
             self._response.release()
 
 
-class HTTPUpstream:
+class HTTPUpstream(abc.ABC):
     """What both network adapters share: the pooled session, timeouts, error mapping."""
 
     provider: ClassVar[Shape]
@@ -78,6 +79,7 @@ class HTTPUpstream:
         if not route.base_url:
             raise ValueError(f"route {route.name!r}: a {route.provider} route needs base_url")
         self.route = route
+        self._base_url = route.base_url.rstrip("/")
         self._pool = POOL if pool is None else pool
         self._pool.acquire()
         self._closed = False
@@ -86,8 +88,9 @@ class HTTPUpstream:
         self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=route.timeout_s,
                                                      sock_read=route.timeout_s)
 
+    @abc.abstractmethod
     def _auth_headers(self, key: str | None) -> dict[str, str]:
-        raise NotImplementedError
+        """The headers that carry the route's key (and API version) to this provider."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.route.name!r}, {self.route.base_url!r})"
@@ -104,17 +107,20 @@ class HTTPUpstream:
     async def open_stream(self, shape: Shape, body: dict[str, Any]) -> UpstreamStream:
         request = self._chat_request(shape, body, stream=True)
         session = await self._pool.session()
+        response: aiohttp.ClientResponse | None = None
         try:
-            async with asyncio.timeout(self.route.timeout_s):
+            async with asyncio.timeout(self.route.timeout_s):  # connecting + the headers
                 response = await session.post(self._chat_url, data=orjson.dumps(request),
                                               headers=self._headers,
                                               timeout=self._stream_timeout)
                 if response.status >= 400:
-                    raw = await response.read()
-                    response.release()
-                    raise status_error(self.route.name, response.status, raw)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise connection_error(self.route.name, exc) from None
+                    raise status_error(self.route.name, response.status, await response.read())
+        except BaseException as exc:
+            if response is not None:
+                response.release()
+            if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+                raise connection_error(self.route.name, exc) from None
+            raise
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("text/event-stream"):
             response.release()
@@ -138,20 +144,24 @@ class HTTPUpstream:
     # -- shared machinery
 
     @property
+    @abc.abstractmethod
     def _chat_url(self) -> str:
-        raise NotImplementedError
+        """Where chat requests go."""
 
+    @abc.abstractmethod
     def _chat_request(self, shape: Shape, body: dict[str, Any], *,
                       stream: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        """The caller's request as this provider's request."""
 
+    @abc.abstractmethod
     def _chat_response(self, shape: Shape, data: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """This provider's answer as the caller's answer (raises on an unexpected shape)."""
 
+    @abc.abstractmethod
     def _translator(self, shape: Shape, include_usage: bool,
                     usage: dict[str, int]) -> Translate:
-        """A function from one upstream event to (caller events, whether the stream ended)."""
-        raise NotImplementedError
+        """A function from one upstream event to (caller events, whether the stream ended);
+        it records the token counts it sees in `usage`."""
 
     def _refuse(self, exc: TranslationError) -> UpstreamError:
         return UpstreamError(f"model {self.route.name!r} cannot take this request: {exc}",
@@ -232,7 +242,7 @@ class OpenAIUpstream(HTTPUpstream):
 
     @property
     def _chat_url(self) -> str:
-        return self.route.base_url.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
+        return self._base_url + "/chat/completions"
 
     def _chat_request(self, shape: Shape, body: dict[str, Any], *,
                       stream: bool) -> dict[str, Any]:
@@ -263,8 +273,8 @@ class OpenAIUpstream(HTTPUpstream):
         return data
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.route.base_url.rstrip("/") + "/embeddings"  # type: ignore[union-attr]
-        data = await self._post(url, {**body, "model": self.route.model_id})
+        request = {**body, "model": self.route.model_id}
+        data = await self._post(self._base_url + "/embeddings", request)
         if not isinstance(data.get("data"), list):
             raise garbage_error(self.route.name, "an embeddings request without a data list")
         data["model"] = self.route.name
@@ -315,7 +325,7 @@ class AnthropicUpstream(HTTPUpstream):
 
     @property
     def _chat_url(self) -> str:
-        return self.route.base_url.rstrip("/") + "/v1/messages"  # type: ignore[union-attr]
+        return self._base_url + "/v1/messages"
 
     def _chat_request(self, shape: Shape, body: dict[str, Any], *,
                       stream: bool) -> dict[str, Any]:

@@ -161,11 +161,13 @@ def create_app(*, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0) ->
     return StandInApp(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
 
 
-def run(host: str, port: int, *, latency_ms: float = 0, fail_rate: float = 0) -> None:
+def run(host: str, port: int, *, latency_ms: float = 0, fail_rate: float = 0,
+        seed: int = 0) -> None:
     """Serve the stand-in with uvicorn (uvloop, httptools, no access log) until stopped."""
     import uvicorn
 
-    uvicorn.run(create_app(latency_ms=latency_ms, fail_rate=fail_rate), host=host, port=port,
+    app = create_app(latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+    uvicorn.run(app, host=host, port=port,
                 loop="uvloop", http="httptools", access_log=False, log_level="warning",
                 lifespan="on")
 

@@ -118,6 +118,19 @@ def from_validation_error(exc: RequestValidationError) -> ApiError:
     return invalid(param, message)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts on this path (Starlette names only the first).
+
+    `app.state.route_methods` holds `(path_regex, methods)` pairs, collected when the
+    routers were included.
+    """
+    methods: set[str] = set()
+    for pattern, route_methods in getattr(request.app.state, "route_methods", ()):
+        if pattern.match(request.url.path):
+            methods |= set(route_methods)
+    return sorted(methods - {"HEAD"})
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -170,9 +183,11 @@ def install(app: FastAPI, *, authorize_failed_body: Any = None) -> None:
             return error_response(404, "not_found",
                                   f"no such endpoint: {request.method} {request.url.path}")
         if exc.status_code == 405:
+            allowed = _allowed_methods(request)
             return error_response(405, "method_not_allowed",
-                                  f"{request.method} is not allowed on {request.url.path}",
-                                  headers=dict(exc.headers or {}))
+                                  f"{request.method} is not allowed on {request.url.path}; "
+                                  f"use {' or '.join(allowed)}",
+                                  headers={"Allow": ", ".join(allowed)})
         return error_response(exc.status_code, "http_error", str(exc.detail),
                               headers=dict(exc.headers or {}))
 

@@ -8,6 +8,7 @@ requires it. The gateway builds these directly; files and the admin API go throu
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -154,7 +155,12 @@ def _one_of(values: Iterable[str], what: str) -> Check:
     def check(v: Any) -> str | None:
         if v in allowed:
             return None
-        return f"unknown {what} {v!r}; expected one of: {', '.join(allowed)}"
+        if len(allowed) <= 12:
+            return f"unknown {what} {v!r}; expected one of: {', '.join(allowed)}"
+        close = difflib.get_close_matches(v, allowed, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else \
+            "see harbourgate.policy.vocab for the list"
+        return f"unknown {what} {v!r}; {hint}"
     return check
 
 

@@ -209,6 +209,8 @@ def test_unknown_path_and_wrong_method(standin) -> None:  # type: ignore[no-unty
     r = httpx.get(standin.openai_url + "/chat/completions")
     assert r.status_code == 405
     assert r.json()["error"]["message"] == "Use POST for /v1/chat/completions."
+    r = httpx.post(standin.openai_url + "/models")
+    assert (r.status_code, r.json()["error"]["message"]) == (405, "Use GET for /v1/models.")
 
 
 def test_garbage_model_answers_200_with_a_body_that_is_not_json(standin) -> None:  # type: ignore[no-untyped-def]

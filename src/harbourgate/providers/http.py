@@ -1,8 +1,9 @@
 """The pooled HTTP client every network adapter shares, and its error vocabulary.
 
 One aiohttp `ClientSession` per process keeps connections to each upstream alive across
-requests; it is created lazily inside the running event loop (a session cannot outlive
-its loop, so a new loop, as in tests, gets a new session). Adapters `acquire()` it when
+requests; it is created lazily inside the running event loop (a session belongs to its
+loop, so a new loop, as in tests, gets a new session; use one loop at a time per process,
+as each gateway worker does). Adapters `acquire()` it when
 built and `release()` it in `aclose()`; the last release closes it.
 """
 

@@ -65,8 +65,12 @@ class StandInApp:
             handler = self._chat_anthropic
         elif path == "/v1/embeddings":
             handler = self._embed
-        elif path == "/v1/models" and method == "GET":
-            await self._models(scope, send)
+        elif path == "/v1/models":
+            if method == "GET":
+                await self._models(scope, send)
+            else:
+                await _json(send, 405, engine.error_body(_shape_of(scope), 405,
+                                                         "Use GET for /v1/models."))
             return
         elif path == "/_standin/requests":
             await self._recorded(method, send)

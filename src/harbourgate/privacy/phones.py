@@ -20,45 +20,33 @@ _TYPES = (
     "voicemail", "fixed_line", "mobile",
 )
 
-_Desc = tuple[frozenset[int], "re.Pattern[str]"]
-
-
-def _desc(desc: object) -> _Desc | None:
+def _with_lengths(desc: object) -> str | None:
+    """The description's pattern, guarded by its possible lengths, as one regex source."""
     pattern = getattr(desc, "national_number_pattern", None)
     if not pattern:
         return None
-    lengths = frozenset(getattr(desc, "possible_length", None) or ())
-    return lengths, re.compile(pattern)
+    lengths = sorted(set(getattr(desc, "possible_length", None) or ()))
+    guard = "(?=(?:" + "|".join(f"\\d{{{n}}}" for n in lengths) + r")\Z)" if lengths else ""
+    return f"{guard}(?:{pattern})"
 
 
 @lru_cache(maxsize=512)
-def _region(region: str) -> tuple[_Desc, tuple[_Desc, ...]] | None:
+def _region(region: str) -> re.Pattern[str] | None:
+    """One pattern per region: the general description, then any number type."""
     metadata = PhoneMetadata.metadata_for_region(region, None)
     if metadata is None:
         return None
-    general = _desc(metadata.general_desc)
-    if general is None:
+    general = _with_lengths(metadata.general_desc)
+    types = [t for t in (_with_lengths(getattr(metadata, n, None)) for n in _TYPES) if t]
+    if general is None or not types:
         return None
-    types = tuple(d for d in (_desc(getattr(metadata, t, None)) for t in _TYPES) if d)
-    return general, types
-
-
-def _matches(desc: _Desc, number: str) -> bool:
-    lengths, pattern = desc
-    if lengths and len(number) not in lengths:
-        return False
-    return pattern.fullmatch(number) is not None
+    return re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(types)})")
 
 
 def is_valid_national(region: str, number: str) -> bool:
     """True when `number` (digits, no national prefix) is a valid number of `region`."""
     compiled = _region(region)
-    if compiled is None:
-        return False
-    general, types = compiled
-    if not _matches(general, number):
-        return False
-    return any(_matches(desc, number) for desc in types)
+    return compiled is not None and compiled.fullmatch(number) is not None
 
 
 def is_valid_international(digits: str) -> bool:

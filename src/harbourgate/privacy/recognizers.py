@@ -33,12 +33,10 @@ _NAME_ZH = r"[\u4e00-\u9fff]{2,4}"
 
 # (shape name, first characters, characters that must not precede the first, rest)
 _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
-    ("id", "A-Z", _AN, r"[A-Z]?\d{6,9}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
-    ("iban", "A-Z", _AN, r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"),
     ("title", "MDP", "A-Za-z",
      r"(?:(?<=M)(?:rs|r|s|iss|x)|(?<=D)r|(?<=P)rof)\.?[ ]{1,2}(?P<v_title>" + _NAME_EN + ")"),
-    ("label_en", "NFM", "A-Za-z",
-     r"(?:(?<=N)(?:ame|AME)|(?<=F)ull [Nn]ame|(?<=M)y name is)[ ]?[:：]?[ ]*"
+    ("label_en", "NF", "A-Za-z",
+     r"(?:(?<=N)(?:ame|AME)[ ]?[:：]|(?<=F)ull [Nn]ame[ ]?[:：])[ ]*"
      r"(?P<v_label_en>" + _NAME_EN + "|" + _NAME_ZH + ")"),
     ("label_zh", "姓联聯收持申户戶", None,
      r"(?:(?<=姓)名|(?<=联)系人|(?<=聯)絡人|(?<=收)件人|(?<=持)卡人|(?<=申)[请請]人"
@@ -52,18 +50,33 @@ _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
     ("plus", "+", _AN + "+",
      r"[ ]?\d{1,3}(?:[ \-.]?(?:\(\d{1,4}\)|\d{1,5})){1,5}(?![0-9])"),
     ("paren", "(（", None, r"\+?\d{1,4}[)）][ \-]?\d{2,5}(?:[ \-]?\d{2,5}){1,3}(?![0-9])"),
+    # Letter-led identifiers are anchored at their first digit (uppercase letters are far
+    # too common in English to start a match at): the look-behinds require one or two
+    # capitals before it, themselves not preceded by a letter or digit.
+    ("id", "0-9", None,
+     r"(?<=[A-Z].)(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
+     r"\d{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
+    ("iban", "0-9", None,
+     r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+     r"(?![A-Za-z0-9])"),
     ("ip4", "0-9", _AN + ".", r"\d{0,2}(?:\.\d{1,3}){3}(?![0-9A-Za-z]|\.\d)"),
     ("num", "0-9", _AN, r"(?:[ \-]?\d){5,22}(?:[Xx]|\s?[(（]\d[)）])?(?![0-9A-Za-z])"),
 )
 
 
 def _build() -> re.Pattern[str]:
-    firsts = "".join(dict.fromkeys(first for _, first, _, _ in _SHAPES))
-    alternatives = []
+    """``[firsts](?:(?<=[0-9])(?:shapes led by a digit)|(?<=[@])(?:...)|...)``.
+
+    Shapes that share their first characters share one look-behind, so a character that
+    starts no shape costs one failed test per group, not per shape.
+    """
+    groups: dict[str, list[str]] = {}
     for name, first, lead, rest in _SHAPES:
         not_after = f"(?<![{lead}].)" if lead else ""
-        alternatives.append(f"(?<=[{first}]){not_after}(?P<{name}>{rest})")
-    return re.compile(f"[{firsts}](?:{'|'.join(alternatives)})", re.DOTALL)
+        groups.setdefault(first, []).append(f"{not_after}(?P<{name}>{rest})")
+    firsts = "".join(groups)
+    branches = "|".join(f"(?<=[{first}])(?:{'|'.join(alts)})" for first, alts in groups.items())
+    return re.compile(f"[{firsts}](?:{branches})", re.DOTALL)
 
 
 MASTER = _build()
@@ -71,26 +84,46 @@ MASTER = _build()
 # ---- context words --------------------------------------------------------------------------
 
 _CONTEXT_CHARS = 40
-_PASSPORT_CTX = re.compile(
-    r"(?i:passport|travel\s+doc)|護照|护照|通行[證证]|回[鄉乡][證证]|旅行[證证]件"
-)
-_BANK_CTX = re.compile(
-    r"(?i:account|a/c\b|acct|bank)|[帳账][戶户号號]|戶口|户口|銀行|银行|賬[戶户号號]"
-)
-_PHONE_CTX = re.compile(
+_PASSPORT_WORDS = r"(?i:passport|travel\s+doc)|護照|护照|通行[證证]|回[鄉乡][證证]|旅行[證证]件"
+_BANK_WORDS = r"(?i:account|a/c\b|acct|bank)|[帳账][戶户号號]|戶口|户口|銀行|银行|賬[戶户号號]"
+_PHONE_WORDS = (
     r"(?i:phone|tel\b|tel[.:：]|mobile|cell|call|whatsapp|contact|fax)"
     r"|[電电][話话]|手[機机]|[聯联][絡络系]|致[電电]|傳真|传真"
 )
-_MACAU_CTX = re.compile(r"(?i:macau|macao|\bBIR\b)|澳[門门]")
+_MACAU_WORDS = r"(?i:macau|macao|\bBIR\b)|澳[門门]"
+_PASSPORT_CTX = re.compile(_PASSPORT_WORDS)
+# One search tells which kind of context is nearest before a number.
+_ANY_CTX = re.compile(
+    f"(?P<passport>{_PASSPORT_WORDS})|(?P<bank>{_BANK_WORDS})"
+    f"|(?P<phone>{_PHONE_WORDS})|(?P<macau>{_MACAU_WORDS})"
+)
 _DATE_LIKE = re.compile(r"(?:19|20)\d\d[ \-](?:0?[1-9]|1[0-2])[ \-](?:0?[1-9]|[12]\d|3[01])")
 _LOCAL_PART = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
+_HEX = frozenset("0123456789abcdefABCDEF")
 _HEX_TAIL = re.compile(r"[0-9A-Fa-f]{1,4}\Z")
 _SEPARATORS = re.compile(r"[^0-9A-Za-z]")
 _GROUP = re.compile(r"\d+")
+_CN_LANDLINE = re.compile(r"0\d{2,3}-\d{7,8}")
+# Classes a digit sub-run may be taken as: only those proven by a check digit, so that a
+# long number ("order 2221 8054 9536 3092") is not mined for a phone-shaped piece.
+_SUBRUN_CLASSES = frozenset({"cn_id", "payment_card"})
 
 
 def _context(pattern: re.Pattern[str], text: str, start: int) -> bool:
-    return pattern.search(text, max(0, start - _CONTEXT_CHARS), start) is not None
+    """A context word in the same line, at most `_CONTEXT_CHARS` before `start`."""
+    lo = max(0, start - _CONTEXT_CHARS)
+    lo = max(lo, text.rfind("\n", lo, start) + 1)
+    return pattern.search(text, lo, start) is not None
+
+
+def _context_kind(text: str, start: int) -> str | None:
+    """The kind of the last context word in the same line before `start`, if any."""
+    lo = max(0, start - _CONTEXT_CHARS)
+    lo = max(lo, text.rfind("\n", lo, start) + 1)
+    kind = None
+    for m in _ANY_CTX.finditer(text, lo, start):
+        kind = m.lastgroup
+    return kind
 
 
 def _alnum_before(text: str, i: int) -> bool:
@@ -105,7 +138,8 @@ _ID_PARTS = re.compile(r"([A-Z][A-Z]?)(\d+)(?:\s?[(（]([0-9A])[)）]|(A))?")
 
 def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
     start, end = m.span()
-    parts = _ID_PARTS.fullmatch(m.group())
+    start -= 2 if text[start - 2].isupper() and not _alnum_before(text, start - 2) else 1
+    parts = _ID_PARTS.fullmatch(text, start, end)
     if parts is None:
         return
     prefix, digits, paren, letter = parts.groups()
@@ -123,7 +157,8 @@ def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
 
 def _iban(text: str, m: re.Match[str], out: list[Found]) -> None:
     start, end = m.span()
-    value = m.group()
+    start -= 2
+    value = text[start:end]
     compact = value.replace(" ", "")
     expected = checks.IBAN_LENGTHS.get(compact[:2])
     if expected is None or len(compact) < expected:
@@ -195,7 +230,9 @@ def _ip6(text: str, m: re.Match[str], out: list[Found]) -> None:
     head = _HEX_TAIL.search(text, max(0, start - 4), start)
     if head is not None:
         start = head.start()
-    if _alnum_before(text, start) or (start > 0 and text[start - 1] in ":."):
+    if _alnum_before(text, start) or (start > 0 and text[start - 1] == "."):
+        return
+    if start > 1 and text[start - 1] == ":" and text[start - 2] in _HEX:  # inside an address
         return
     if checks.is_ipv6(text[start:m.end()]):
         out.append((start, m.end(), "ip_address"))
@@ -238,6 +275,8 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
         return
     # The run may join several values ("card 4111 1111 1111 1111 2024"): try its digit
     # groups, longest sub-run first, leftmost first.
+    if sum(c.isdigit() for c in value) < 14:  # no room for a card or ID plus another group
+        return
     groups = [(g.start(), g.end()) for g in _GROUP.finditer(value)]
     if len(groups) < 2:
         return
@@ -247,51 +286,62 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
             lo, hi = groups[i][0], groups[i + size - 1][1]
             if any(lo < t_hi and t_lo < hi for t_lo, t_hi in taken):
                 continue
-            if sum(b - a for a, b in groups[i:i + size]) < 6:
+            if sum(b - a for a, b in groups[i:i + size]) < 13:
                 continue
             cls = _classify_digits(text, start + lo, value[lo:hi])
-            if cls is not None:
+            if cls in _SUBRUN_CLASSES:
                 taken.append((lo, hi))
                 out.append((start + lo, start + hi, cls))
 
 
 def _classify_digits(text: str, start: int, value: str) -> str | None:
-    """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is."""
-    tail_check = value.endswith((")", "）"))
-    digits = _SEPARATORS.sub("", value)
+    """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is.
+
+    Checks run cheapest and most certain first: check-digit classes, then phone numbers
+    by their format, then classes that need a context word before the run.
+    """
+    digits = value if value.isdigit() else _SEPARATORS.sub("", value)
     n = len(digits)
+    if n < 8:
+        return None
     if n == 18 and checks.is_cn_id(digits):
         return "cn_id"
-    if tail_check:
-        if n == 8 and digits[0] in "157":
-            return "macau_id"
-        return None
+    if value[-1] in ")）":
+        return "macau_id" if n == 8 and digits[0] in "157" else None
     if not digits.isdigit():
         return None
-    if 13 <= n <= 19 and checks.is_payment_card(digits):
+    if n >= 13 and checks.is_payment_card(digits):
         return "payment_card"
-    grouped = value != digits
-    if _local_phone(digits, grouped=grouped and _four_four(value)):
-        return "phone"
-    if digits.startswith("00") and phones.is_valid_international(digits[2:]):
-        return "phone"
-    if digits.startswith("852") and n == 11 and phones.is_valid_national("HK", digits[3:]):
-        return "phone"
-    if digits.startswith("86") and n == 13 and phones.is_valid_national("CN", digits[2:]):
-        return "phone"
-    if (
-        digits[0] == "0" and 10 <= n <= 12 and "-" in value[:5]
-        and phones.is_valid_national("CN", digits[1:])
-    ):
-        return "phone"
-    if n == 8 and digits[0] in "157" and _context(_MACAU_CTX, text, start):
-        return "macau_id"
-    if 9 <= n <= 20 and _context(_BANK_CTX, text, start) and not _DATE_LIKE.fullmatch(value):
+    head = digits[0]
+    if head == "1" and n == 11 and digits[1] in "3456789":
+        if phones.is_valid_national("CN", digits):
+            return "phone"
+    elif head == "0":
+        if digits[1] == "0" and phones.is_valid_international(digits[2:]):
+            return "phone"
+        if _CN_LANDLINE.fullmatch(value) and phones.is_valid_national("CN", digits[1:]):
+            return "phone"
+    elif head == "8":
+        if n == 11 and digits.startswith("852") and phones.is_valid_national("HK", digits[3:]):
+            return "phone"
+        if n == 13 and digits[1] == "6" and phones.is_valid_national("CN", digits[2:]):
+            return "phone"
+    if n == 8:
+        if _four_four(value) and phones.is_valid_national("HK", digits):
+            return "phone"
+        context = _context_kind(text, start)
+        if context == "phone" and phones.is_valid_national("HK", digits):
+            return "phone"
+        if context == "macau" and head in "157":
+            return "macau_id"
+        return None
+    if n > 20:
+        return None
+    context = _context_kind(text, start)
+    if context == "bank" and not _DATE_LIKE.fullmatch(value):
         return "bank_account"
-    if n == 9 and _context(_PASSPORT_CTX, text, start):
+    if context == "passport" and n == 9:
         return "passport"
-    if n == 8 and phones.is_valid_national("HK", digits) and _context(_PHONE_CTX, text, start):
-        return "phone"
     return None
 
 

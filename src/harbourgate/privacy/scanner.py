@@ -14,14 +14,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 from harbourgate.privacy.classes import CLASSES, check_classes, class_rank
 from harbourgate.privacy.recognizers import Found, find_all
 from harbourgate.privacy.text import fold_width
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Span:
+class Span(NamedTuple):
     """One value found: `text[start:end]` is of class `kind`; `part` is the text's index
     when several texts were scanned together (`Scanner.scan_many`)."""
 
@@ -59,6 +59,9 @@ class Profile:
     def to_dict(self) -> dict[str, object]:
         """For an audit record or a log line: classes and counts only, never values."""
         return {"classes": list(self.counts), "counts": dict(self.counts)}
+
+
+_EMPTY = Profile()
 
 
 def resolve(found: list[Found]) -> list[Found]:
@@ -110,7 +113,10 @@ class Scanner:
 
     def scan(self, text: str) -> Profile:
         """The data profile of one text."""
-        return Profile(tuple(Span(0, s, e, k) for s, e, k in self.find(text)))
+        found = self.find(text)
+        if not found:
+            return _EMPTY
+        return Profile(tuple(Span(0, s, e, k) for s, e, k in found))
 
     def scan_many(self, texts: Iterable[str]) -> Profile:
         """One profile over several texts (the messages and parts of one request)."""

@@ -33,8 +33,7 @@ from pathlib import Path
 
 from faker import Faker
 
-from harbourgate.privacy import CLASSES, Scanner
-from harbourgate.privacy import checks, phones
+from harbourgate.privacy import CLASSES, Scanner, checks, phones
 
 # ---- value generators: (value, is_valid) -------------------------------------------------
 
@@ -166,7 +165,8 @@ TEMPLATES: dict[str, list[str]] = {
               "請核對身份證{v}，謝謝。"],
     "cn_id": ["身份证号码：{v}，", "Resident ID {v} was verified.", "公民身份号码{v}。"],
     "macau_id": ["澳門居民身份證：{v}。", "Macau ID {v} on file."],
-    "passport": ["Passport No.: {v}", "护照号码：{v}，", "護照號碼 {v}。", "travel document (passport) {v}"],
+    "passport": ["Passport No.: {v}", "护照号码：{v}，", "護照號碼 {v}。",
+                 "travel document (passport) {v}"],
     "phone": ["Tel: {v}", "电话：{v}，", "Call me on {v} tomorrow.", "聯絡電話{v}。",
               "Her WhatsApp is {v}."],
     "email": ["Email: {v}", "邮箱：{v}，", "write to {v} please", "電郵地址為{v}。"],
@@ -174,8 +174,9 @@ TEMPLATES: dict[str, list[str]] = {
     "iban": ["IBAN: {v}", "请汇款至 {v}。", "pay into {v} by Friday"],
     "ip_address": ["login from {v} at 10:32", "来源IP：{v}，", "server {v} responded"],
     "bank_account": ["Account no. {v}", "銀行帳戶號碼：{v}。", "账号 {v}，请核对", "A/C {v}"],
-    "person_name": ["Dear Mr. {en_last},", "Name: {en_name}", "姓名：{zh_name}，", "{zh_name}先生您好，",
-                    "请联系{zh_name}女士。", "Dr. {en_last} will see you.", "Ms. {en_name} called."],
+    "person_name": ["Dear Mr. {en_last},", "Name: {en_name}", "姓名：{zh_name}，",
+                    "{zh_name}先生您好，", "请联系{zh_name}女士。", "Dr. {en_last} will see you.",
+                    "Ms. {en_name} called."],
 }
 DECOYS: dict[str, list[str]] = {
     "hk_id": ["Ref {v} in the ledger.", "编号：{v}。"],

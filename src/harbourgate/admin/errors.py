@@ -108,6 +108,9 @@ def from_validation_error(exc: RequestValidationError) -> ApiError:
         message = f"{field} is required"
     elif kind == "extra_forbidden":
         message = f"{field} is not a field of this request; check the spelling"
+    elif kind == "too_short":
+        least = (error.get("ctx") or {}).get("min_length", 1)
+        message = f"{field}: must list at least {least} {'entry' if least == 1 else 'entries'}"
     elif error.get("input", "") is None:
         message = f"{field} must not be null"
     elif kind == "value_error":

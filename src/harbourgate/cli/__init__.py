@@ -14,6 +14,8 @@ import click
 COMMANDS: dict[str, str] = {
     "serve": "harbourgate.cli.serve:serve",
     "stand-in": "harbourgate.cli.serve:stand_in",
+    "policy": "harbourgate.cli.policy:policy",
+    "audit": "harbourgate.cli.audit:audit",
 }
 
 

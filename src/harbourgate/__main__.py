@@ -1,0 +1,3 @@
+from harbourgate.cli import main
+
+main()

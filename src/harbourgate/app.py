@@ -1,0 +1,147 @@
+"""Assembly: one ASGI app per process, built from the settings.
+
+`prepare` runs once in the parent process (migrations, seed, keys) so that N workers never
+race over start-up work; `create_app` builds each worker's app: the data plane at `/v1`,
+the admin API at `/admin/v1`, and a lifespan that starts the audit writer, the snapshot
+watcher and the upstream pools, and drains them on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from fastapi import APIRouter
+
+from harbourgate import config
+from harbourgate.admin.app import AdminServices, create_admin_app
+from harbourgate.admin.audit import audit_router
+from harbourgate.admin.auth import requires
+from harbourgate.audit.keys import load_signer
+from harbourgate.audit.log import AuditLog
+from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
+from harbourgate.providers.base import build_upstreams
+from harbourgate.runtime import Runtime
+from harbourgate.store import Store, registry
+
+log = logging.getLogger("harbourgate")
+
+
+def prepare(settings: config.Settings) -> list[str]:
+    """Start-up work done once per deployment start; returns lines worth telling the user."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    lines: list[str] = []
+    try:
+        store.migrate()
+        registry.apply_seed(store.engine, settings.sandbox,
+                            route_names=[r.name for r in settings.routes],
+                            source=settings.source)
+        load_signer(settings)  # creates the audit signing key on first start
+        if not settings.admin_tokens:
+            lines.append("Admin API disabled: set HARBOURGATE_ADMIN_TOKEN (16+ characters) "
+                         "to enable it.")
+        if settings.source == "<embedded default>":
+            lines += _demo_key(settings, store)
+    finally:
+        store.close()
+    return lines
+
+
+def _demo_key(settings: config.Settings, store: Store) -> list[str]:
+    """On the embedded default, give the seeded application a key once, so a first-time
+    user can call the gateway at once; it is shown now and kept only in data_dir."""
+    path = settings.data_dir / "demo-key.txt"
+    if path.exists():
+        return [f"Demo API key (application acme-research): {path.read_text().strip()}"]
+    app_id = settings.sandbox.applications[0]["id"] if settings.sandbox.applications else None
+    if app_id is None:
+        return []
+    with store.engine.begin() as conn:
+        issued = registry.issue_key(conn, app_id)
+        registry.bump_state_version(conn)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(issued.key + "\n")
+    return [f"Demo API key (application {app_id}): {issued.key}  (saved in {path})"]
+
+
+class Harbourgate:
+    """The ASGI app of one worker process."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.effective_database_url)
+        self.runtime = Runtime(settings, self.store)
+        self.upstreams = build_upstreams(settings.routes)
+        self.audit = AuditLog.open(settings, self.store)
+        self.gateway = Gateway(self.runtime, self.upstreams, self.audit, ready=self._ready)
+        self.admin = create_admin_app(AdminServices(
+            store=self.store,
+            tokens=settings.admin_tokens,
+            route_names=lambda: self.runtime.snapshot.routes.keys(),
+            on_change=self.runtime.reload,
+            audit=self._audit_admin,
+        ), routers=[self._audit_routes()])
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"].startswith("/admin/"):
+                await self.admin(scope, receive, send)
+            else:
+                await self.gateway(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    def _audit_routes(self) -> APIRouter:
+        router = APIRouter(prefix="/admin/v1", dependencies=[requires("operator", "auditor")])
+        router.include_router(audit_router(lambda: self.audit))
+        return router
+
+    def _audit_admin(self, action: str, details: dict[str, Any]) -> str:
+        return self.audit.append_sync({"kind": "admin", "action": action, **details})
+
+    async def _ready(self) -> tuple[bool, dict[str, Any]]:
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as exc:
+            return False, {"storage": f"unreachable: {exc}"}
+        return True, {"storage": "ok"}
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message: Message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            await asyncio.to_thread(self.audit.start)
+            self._tasks.append(asyncio.create_task(self.runtime.watch()))
+        except Exception as exc:
+            log.exception("start-up failed")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for upstream in self.upstreams.values():
+            await upstream.aclose()
+        await asyncio.to_thread(self.audit.close)
+        self.store.close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app(settings: config.Settings) -> Harbourgate:
+    return Harbourgate(settings)
+
+
+def create_app_from_env() -> Harbourgate:
+    """The factory `harbourgate serve` hands to uvicorn (each worker calls it)."""
+    path = os.environ.get("HARBOURGATE_CONFIG_FILE") or None
+    return create_app(config.load(path))
+
+

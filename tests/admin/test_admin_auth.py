@@ -10,7 +10,9 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
 from harbourgate.admin import create_admin_app
-from harbourgate.admin.auth import Actor, Operator, Reader, TokenTable
+from harbourgate.admin.auth import AUDITOR as AUDITOR_ROLE
+from harbourgate.admin.auth import OPERATOR as OPERATOR_ROLE
+from harbourgate.admin.auth import Actor, Operator, Reader, TokenTable, requires
 from harbourgate.config import AdminToken
 from harbourgate.store import Store
 from tests.admin.admin_support import (
@@ -174,3 +176,23 @@ def test_the_actor_fingerprint_identifies_the_token_without_revealing_it() -> No
     assert table.authenticate("u" * 20).role == "auditor"
     assert table.authenticate("u" * 20).token_id != first.token_id
     assert bool(table) and not bool(TokenTable(()))
+
+
+def test_a_nested_router_guarded_at_its_prefix(store: Store, recorder: Recorder) -> None:
+    """How a router that knows nothing of auth (e.g. the audit endpoints) is mounted."""
+    inner = APIRouter(prefix="/audit")
+
+    @inner.get("/key")
+    def key() -> dict[str, str]:
+        return {"vkey": "harbourgate+1234"}
+
+    outer = APIRouter(prefix="/admin/v1", dependencies=[requires(OPERATOR_ROLE, AUDITOR_ROLE)])
+    outer.include_router(inner)
+    with TestClient(create_admin_app(make_services(store, recorder), routers=[outer])) as client:
+        assert client.get("/admin/v1/audit/key").status_code == 401
+        assert client.get("/admin/v1/audit/key", headers=AUDITOR).json() == {
+            "vkey": "harbourgate+1234"}
+        wrong = client.delete("/admin/v1/audit/key", headers=AUDITOR)
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "GET"
+        assert "/admin/v1/audit/key" in client.get("/admin/v1/openapi.json").json()["paths"]

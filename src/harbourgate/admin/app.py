@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from harbourgate import __version__
 from harbourgate.admin import applications, approvals, errors, keys, participants
@@ -52,12 +51,9 @@ def create_admin_app(services: AdminServices, *,
     app.state.services = services
     app.state.tokens = TokenTable(services.tokens)
     errors.install(app, authorize_failed_body=authorize_route)
-    app.state.route_methods = []
     for router in (participants.router, applications.router, keys.router, approvals.router,
                    *routers):
         app.include_router(router)
-        app.state.route_methods += [(route.path_regex, route.methods) for route in router.routes
-                                    if isinstance(route, APIRoute)]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -8,6 +8,7 @@ it, so a client handles exactly one error format.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -124,14 +125,19 @@ def from_validation_error(exc: RequestValidationError) -> ApiError:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route accepts on this path (Starlette names only the first).
 
-    `app.state.route_methods` holds `(path_regex, methods)` pairs, collected when the
-    routers were included.
+    Read from the OpenAPI document, which sees routes however deeply routers are nested.
     """
+    state = request.app.state
+    if getattr(state, "route_methods", None) is None:
+        state.route_methods = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+             {method.upper() for method in operations})
+            for path, operations in request.app.openapi().get("paths", {}).items()]
     methods: set[str] = set()
-    for pattern, route_methods in getattr(request.app.state, "route_methods", ()):
+    for pattern, route_methods in state.route_methods:
         if pattern.match(request.url.path):
-            methods |= set(route_methods)
-    return sorted(methods - {"HEAD"})
+            methods |= route_methods
+    return sorted(methods)
 
 
 def _json_type(value: Any) -> str:

@@ -30,9 +30,6 @@ class PolicyInputError(click.ClickException):
         lines += [f"  {p}" for p in self.problems]
         super().__init__("\n".join(lines))
 
-    def show(self, file: Any = None) -> None:
-        click.echo(self.format_message(), err=True)
-
 
 @click.group("policy")
 def policy() -> None:
@@ -112,7 +109,9 @@ def test(paths: tuple[str, ...], verbose: bool) -> None:
     except PolicyError as exc:
         raise PolicyInputError(exc.problems, "cannot run the policy tests") from None
     if not report.results:
-        raise click.ClickException(f"no test cases (*.test.yaml) found in {', '.join(paths)}")
+        raise PolicyInputError([Problem("no test files (*.test.yaml) here", ", ".join(paths),
+                                        None, "name test files NAME.test.yaml")],
+                               "nothing to test")
     click.echo(report.render(verbose))
     if not report.ok:
         raise SystemExit(1)

@@ -188,11 +188,13 @@ def pack_path(name: str) -> Path:
 
 
 def bundle_paths(path: str | Path) -> list[Path]:
-    """A file, or every bundle file (`*.yaml`, `*.yml`, not `*.test.yaml`) under a folder."""
+    """A file, or every bundle file under a folder: `*.yaml` and `*.yml`, except test
+    files (`*.test.yaml`) and directive documents (anything under a `directives/` folder)."""
     p = Path(path)
     if p.is_dir():
         return sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml")
-                      and not q.name.endswith(TEST_SUFFIX) and q.is_file())
+                      and not q.name.endswith(TEST_SUFFIX) and q.is_file()
+                      and "directives" not in q.relative_to(p).parts[:-1])
     return [p]
 
 

@@ -12,7 +12,8 @@ hierarchy; every fact travels in the request context, one record per section:
                          verification_level?, issuer?
     context.model        name, export_tags (set), origin?, hosting?, capability_class?,
                          provider?
-    context.data         classes (set of class names found), origin?, region?
+    context.data         classes (set of class names found), origin? (the request's,
+                         else the application's declared origin), region?
     context.request      time (Long, µs since epoch), api, endpoint, fallback
 
 `?` marks an attribute left out when the fact is unknown; every test on it is guarded
@@ -245,7 +246,7 @@ def cedar_request(ctx: Context) -> dict[str, Any]:
                        ("capability_class", m.capability_class), ("provider", m.provider)):
         _put(model, key, value)
     data: dict[str, Any] = {"classes": sorted(d.classes)}
-    _put(data, "origin", d.origin)
+    _put(data, "origin", d.origin if d.origin is not None else a.data_origin)
     _put(data, "region", d.region)
     return {
         "principal": {"type": "Harbourgate::Application", "id": a.id or "anonymous"},

@@ -77,8 +77,9 @@ class ModelFacts:
 class DataFacts:
     """Where the request's data comes from, and the personal-data classes found in it.
 
-    `origin` is ISO alpha-2 (`CN` for the mainland); `region` refines it (`CN-GD-SZ` for
-    Shenzhen, see `vocab.GBA_CITIES`) and is what GBA rules look at.
+    `origin` is ISO alpha-2 (`CN` for the mainland; the `X-Harbourgate-Data-Origin`
+    header); when None, rules see the application's declared origin instead. `region`
+    refines it (`CN-GD-SZ` for Shenzhen, see `vocab.GBA_CITIES`) for the GBA rules.
     """
 
     origin: str | None = None
@@ -364,8 +365,6 @@ class _ContextReader:
                 self.problems.add(f"data.region {region} is not in data.origin {origin}",
                                   _key_line(m, "region"),
                                   "make the region's first two letters the origin")
-        if origin is None:
-            origin = app.data_origin
         classes: dict[str, int] = {}
         raw = m.get("classes")
         if raw is not None and not isinstance(raw, Mapping):

@@ -27,6 +27,12 @@ def approval_state(ctx: Context) -> str:
     return "valid" if ctx.request.time < expires else "expired"
 
 
+def data_origin(ctx: Context) -> str | None:
+    """The request's data origin, else the application's declared one (PRODUCT.md §4.1)."""
+    origin = ctx.data.origin
+    return origin if origin is not None else ctx.application.data_origin
+
+
 def gba_city(region: str | None) -> bool | None:
     """Whether a region is one of the nine mainland GBA cities; unknown without a region."""
     return None if region is None else region in vocab.GBA_CITIES
@@ -115,8 +121,9 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
        "capability class", model=True),
     _f("model.provider", "text", "m.provider", lambda c, t: c.model.provider,
        "provider adapter", model=True),
-    _f("data.origin", "text", "d.origin", lambda c, t: c.data.origin,
-       "origin of the request's data", shape="country"),
+    _f("data.origin", "text", "origin", lambda c, t: data_origin(c),
+       "origin of the request's data, else the application's declared origin",
+       shape="country", derived=True),
     _f("data.region", "text", "d.region", lambda c, t: c.data.region,
        "region of the data's origin (CN-GD-SZ)", shape="region"),
     _f("data.gba_city", "flag", "gba", lambda c, t: gba_city(c.data.region),

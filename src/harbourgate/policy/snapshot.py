@@ -324,6 +324,8 @@ def _generate(rules: Sequence[tuple[int, Rule]], name: str) -> Any:
     if "application.approval" in used:
         head += ["    x = a.approval_expires_at",
                  "    approval = 'none' if x is None else ('valid' if t < x else 'expired')"]
+    if "data.origin" in used:
+        head.append("    origin = d.origin if d.origin is not None else a.data_origin")
     if "data.gba_city" in used:
         head.append(f"    gba = None if d.region is None else d.region in {k.name(_GBA)}")
     source = "\n".join([*head, "    f = 0", *body, "    return f", ""])

@@ -2,7 +2,8 @@
 
 A test file (`*.test.yaml`) sits beside the bundle it tests:
 
-    packs: [hk-sandbox]              # built-in packs to load (default: the four shipped)
+    packs: [hk-sandbox]              # built-in packs (default, without packs or bundles:
+                                     # the four shipped packs)
     bundles: [../my-rules.yaml]      # extra bundle files, relative to this file
     directives: [directive.yaml]     # directive documents in force, relative to this file
     defaults:                        # merged under every case's context
@@ -120,7 +121,9 @@ def run_tests(paths: Sequence[str | Path]) -> TestReport:
     problems: list[Problem] = []
     for path in paths:
         if not Path(path).exists():
-            problems.append(Problem("no such file or folder", str(path)))
+            problems.append(Problem("no such file or folder", str(path), None,
+                                    "check the path"))
+            continue
         files.extend(find_test_files(path))
     loaded: list[TestFile] = []
     cache: dict[tuple[Any, ...], PolicySnapshot] = {}
@@ -155,7 +158,8 @@ def load_test_file(path: str | Path,
             problems.add(f"unknown key {key!r}", _line(data, key),
                          f"a test file takes: {', '.join(FILE_KEYS)}")
     base = Path(path).parent
-    packs = tuple(_strings(data, "packs", problems) or SHIPPED)
+    given = "packs" in data or "bundles" in data
+    packs = tuple(_strings(data, "packs", problems)) if given else SHIPPED
     bundles = tuple(str(base / b) for b in _strings(data, "bundles", problems))
     directive_paths = tuple(str(base / d) for d in _strings(data, "directives", problems))
     defaults = data.get("defaults") or {}

@@ -67,7 +67,7 @@ class Directive:
         problems = Problems(source)
         if not isinstance(data, Mapping):
             problems.add("a directive must be a mapping with authority, citation, title, "
-                         "models (or export_tags) and permit_only", line_of(data, 1))
+                         "models (or export_tags) and permit_only", line_of(data))
             raise DirectiveError(problems.items)
         texts = {key: _text(data, key, problems) for key in ("authority", "citation", "title")}
         models = _names(data, "models", problems)

@@ -20,7 +20,6 @@ from harbourgate import config
 from harbourgate.admin.app import AdminServices, create_admin_app
 from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
-from harbourgate.audit.keys import load_signer
 from harbourgate.audit.log import AuditLog
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.providers.base import build_upstreams
@@ -31,38 +30,53 @@ log = logging.getLogger("harbourgate")
 
 
 def prepare(settings: config.Settings) -> list[str]:
-    """Start-up work done once per deployment start; returns lines worth telling the user."""
+    """Start-up work done once per deployment start; returns lines worth telling the user.
+
+    Migrations, the `sandbox:` seed and the audit signing key; what the seed inserts (and
+    the embedded default's demo key) is audited like any admin action.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     lines: list[str] = []
     try:
         store.migrate()
-        registry.apply_seed(store.engine, settings.sandbox,
-                            route_names=[r.name for r in settings.routes],
-                            source=settings.source)
-        load_signer(settings)  # creates the audit signing key on first start
+        audit = AuditLog.open(settings, store)  # creates the signing key on first start
+        audit.start()
+        try:
+            seeded = registry.apply_seed(store.engine, settings.sandbox,
+                                         route_names=[r.name for r in settings.routes],
+                                         source=settings.source)
+            if seeded.changed:
+                audit.append_sync({"kind": "admin", "action": "sandbox.seed",
+                                   "actor": "config", "source": settings.source,
+                                   "participants": list(seeded.participants),
+                                   "applications": list(seeded.applications)})
+            if settings.source == "<embedded default>":
+                lines += _demo_key(settings, store, audit)
+        finally:
+            audit.close()
         if not settings.admin_tokens:
             lines.append("Admin API disabled: set HARBOURGATE_ADMIN_TOKEN (16+ characters) "
                          "to enable it.")
-        if settings.source == "<embedded default>":
-            lines += _demo_key(settings, store)
     finally:
         store.close()
     return lines
 
 
-def _demo_key(settings: config.Settings, store: Store) -> list[str]:
+def _demo_key(settings: config.Settings, store: Store, audit: AuditLog) -> list[str]:
     """On the embedded default, give the seeded application a key once, so a first-time
     user can call the gateway at once; it is shown now and kept only in data_dir."""
     path = settings.data_dir / "demo-key.txt"
-    if path.exists():
-        return [f"Demo API key (application acme-research): {path.read_text().strip()}"]
     app_id = settings.sandbox.applications[0]["id"] if settings.sandbox.applications else None
     if app_id is None:
         return []
+    if path.exists():
+        return [f"Demo API key (application {app_id}): {path.read_text().strip()}"]
     with store.engine.begin() as conn:
         issued = registry.issue_key(conn, app_id)
         registry.bump_state_version(conn)
+    audit.append_sync({"kind": "admin", "action": "key.issue", "actor": "demo-default",
+                       "application_id": app_id, "key_id": issued.record.id})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(issued.key + "\n")

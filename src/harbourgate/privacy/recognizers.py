@@ -60,7 +60,8 @@ _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
      r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
      r"(?![A-Za-z0-9])"),
     ("ip4", "0-9", _AN + ".", r"\d{0,2}(?:\.\d{1,3}){3}(?![0-9A-Za-z]|\.\d)"),
-    ("num", "0-9", _AN, r"(?:[ \-]?\d){5,22}(?:[Xx]|\s?[(（]\d[)）])?(?![0-9A-Za-z])"),
+    ("num", "0-9", _AN,
+     r"(?:[ \-]?\d){5,22}(?:[Xx]|\s?[(（]\d[)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
 )
 
 
@@ -138,7 +139,8 @@ _ID_PARTS = re.compile(r"([A-Z][A-Z]?)(\d+)(?:\s?[(（]([0-9A])[)）]|(A))?")
 
 def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
     start, end = m.span()
-    start -= 2 if text[start - 2].isupper() and not _alnum_before(text, start - 2) else 1
+    two_letters = start >= 2 and "A" <= text[start - 2] <= "Z"
+    start -= 2 if two_letters and not _alnum_before(text, start - 2) else 1
     parts = _ID_PARTS.fullmatch(text, start, end)
     if parts is None:
         return
@@ -273,10 +275,11 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
     if cls is not None:
         out.append((start, end, cls))
         return
-    # The run may join several values ("card 4111 1111 1111 1111 2024"): try its digit
-    # groups, longest sub-run first, leftmost first.
-    if sum(c.isdigit() for c in value) < 14:  # no room for a card or ID plus another group
-        return
+    # The run may join several values ("card 4111 1111 1111 1111 2024", "call 13812345678
+    # 2 times"): try its parts, longest first, leftmost first. A part of several groups is
+    # taken only when a check digit proves it (a card, an ID), so that a long number
+    # ("order 2221 8054 9536 3092") is not mined for a phone-shaped piece; a part that is
+    # one unbroken block of 8 or more digits stands on its own and may be anything.
     groups = [(g.start(), g.end()) for g in _GROUP.finditer(value)]
     if len(groups) < 2:
         return
@@ -284,12 +287,13 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
     for size in range(len(groups) - 1, 0, -1):
         for i in range(len(groups) - size + 1):
             lo, hi = groups[i][0], groups[i + size - 1][1]
+            digits = sum(b - a for a, b in groups[i:i + size])
+            if digits < 13 and not (size == 1 and digits >= 8):
+                continue
             if any(lo < t_hi and t_lo < hi for t_lo, t_hi in taken):
                 continue
-            if sum(b - a for a, b in groups[i:i + size]) < 13:
-                continue
             cls = _classify_digits(text, start + lo, value[lo:hi])
-            if cls in _SUBRUN_CLASSES:
+            if cls in _SUBRUN_CLASSES or (size == 1 and cls is not None):
                 taken.append((lo, hi))
                 out.append((start + lo, start + hi, cls))
 
@@ -392,6 +396,16 @@ def find_all(text: str) -> list[Found]:
     """Every validated value in `text` (already width-folded), possibly overlapping."""
     out: list[Found] = []
     handlers = HANDLERS
-    for m in MASTER.finditer(text):
-        handlers[m.lastgroup](text, m, out)  # type: ignore[index]
+    search = MASTER.search
+    pos = 0
+    while (m := search(text, pos)) is not None:
+        kind = m.lastgroup
+        before = len(out)
+        handlers[kind](text, m, out)  # type: ignore[index]
+        pos = m.end()
+        if len(out) > before:
+            # A shape may have joined a value and the start of the next one ("6212… 4111 1111
+            # 1111 1111", "+852 9123 4567 192.168.1.1") and kept only the first: look again
+            # right after the last value taken (always moving forward).
+            pos = max(m.start() + 1, min(pos, max(found[1] for found in out[before:])))
     return out

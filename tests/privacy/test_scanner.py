@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harbourgate.privacy import CLASSES, Profile, Scanner, Span, UnknownClassError
-from harbourgate.privacy import checks
+from harbourgate.privacy import CLASSES, Profile, Scanner, Span, UnknownClassError, checks
 from harbourgate.privacy.scanner import resolve
 
 SCANNER = Scanner()

@@ -131,7 +131,8 @@ class PolicySnapshot:
         indexed = list(enumerate(self.rules))
         self._eval = _generate(indexed, "evaluate")
         self._base = _generate([(i, r) for i, r in indexed if not r.model_dependent], "base")
-        self._model = _generate([(i, r) for i, r in indexed if r.model_dependent], "model")
+        self._model = _generate([(i, r) for i, r in indexed if r.model_dependent], "model",
+                                model_argument=True)
 
     # -- the hot path
 
@@ -161,11 +162,13 @@ class PolicySnapshot:
         if hit is None:
             hit = self._classify_cached(app)
         index, result = hit
-        base = self._base(ctx, result.tier)
+        tier = result.tier
+        base = self._base(ctx, tier)
+        evaluate, decisions = self._model, self._decisions
         out = []
         for model in models:
-            mask = base | self._model(ctx.with_model(model), result.tier)
-            decision = self._decisions.get((index, mask))
+            mask = base | evaluate(ctx, tier, model)
+            decision = decisions.get((index, mask))
             if decision is None:
                 decision = self._assemble(index, result, mask)
             out.append(decision)
@@ -298,8 +301,10 @@ def _trace(rule: Rule, ctx: Context, tier: str, *, check_window: bool = True) ->
 
 # --- code generation ---------------------------------------------------------------------------
 
-def _generate(rules: Sequence[tuple[int, Rule]], name: str) -> Any:
-    """A function (ctx, tier) -> bit mask of the given rules that fire.
+def _generate(rules: Sequence[tuple[int, Rule]], name: str, *,
+              model_argument: bool = False) -> Any:
+    """A function (ctx, tier) -> bit mask of the given rules that fire; with
+    `model_argument`, (ctx, tier, model), evaluating ctx as if for that model.
 
     Only field expressions from the registry and named constants enter the source, never
     text from a bundle, so a bundle cannot inject code.
@@ -318,9 +323,11 @@ def _generate(rules: Sequence[tuple[int, Rule]], name: str) -> Any:
         if rule.unless is not None:
             parts.append(f"not {conditions.to_python(rule.unless, k)}")
         body.append(f"    if {' and '.join(parts)}:\n        f |= {1 << bit}")
-    head = [f"def {name}(ctx, tier):",
+    head = [f"def {name}(ctx, tier, m):" if model_argument else f"def {name}(ctx, tier):",
             "    a = ctx.application; p = ctx.participant; u = ctx.end_user",
-            "    m = ctx.model; d = ctx.data; r = ctx.request; t = r.time"]
+            "    d = ctx.data; r = ctx.request; t = r.time"]
+    if not model_argument:
+        head.append("    m = ctx.model")
     if "application.approval" in used:
         head += ["    x = a.approval_expires_at",
                  "    approval = 'none' if x is None else ('valid' if t < x else 'expired')"]

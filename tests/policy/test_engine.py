@@ -256,3 +256,17 @@ def test_every_use_case_in_the_vocabulary_gets_a_tier(snapshot: policy.PolicySna
                                                       use: str) -> None:
     result = snapshot.classify(ApplicationFacts("a", (use,)))
     assert result.tier in policy.vocab.TIERS and result.rule
+
+
+def test_decisions_stay_right_when_the_caches_overflow(
+        bundle: policy.Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harbourgate.policy import snapshot as module
+
+    monkeypatch.setattr(module, "_CACHE_LIMIT", 2)
+    snap = policy.compile(bundle)
+    reference = policy.compile(bundle)
+    uses = [("research.b2b",), ("social_scoring",), ("assistant.general",),
+            ("finance.credit_scoring",)] * 3
+    for use in uses:
+        ctx = make_context(use, model=QWEN)
+        assert snap.decide(ctx) == reference.decide(ctx)

@@ -24,6 +24,7 @@ Semantics, in order:
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,7 +113,7 @@ class Explanation:
 class PolicySnapshot:
     """A bundle and its directives, compiled. Immutable: swap the reference to update."""
 
-    __slots__ = ("_base", "_decisions", "_default", "_eval", "_model", "_tier_rules",
+    __slots__ = ("_base", "_counter", "_decisions", "_default", "_eval", "_model", "_tier_rules",
                  "_tiers", "bundle", "directives", "rules", "version")
 
     def __init__(self, bundle: Bundle, directives: tuple[Directive, ...]) -> None:
@@ -128,6 +129,7 @@ class PolicySnapshot:
         self._default = next((r for r in bundle.rules if r.kind == "tier" and r.default), None)
         self._tiers: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[int, TierResult]] = {}
         self._decisions: dict[tuple[int, int], Decision] = {}
+        self._counter = itertools.count()
         indexed = list(enumerate(self.rules))
         self._eval = _generate(indexed, "evaluate")
         self._base = _generate([(i, r) for i, r in indexed if not r.model_dependent], "base")
@@ -187,7 +189,9 @@ class PolicySnapshot:
             if len(self._tiers) >= _CACHE_LIMIT:
                 self._tiers.clear()
             traces = self._trace_tiers(app)
-            hit = (len(self._tiers), _tier_result(traces, self._default))
+            # A unique index per classification (itertools.count is atomic under the GIL),
+            # so decisions cached under an index always belong to the same tier result.
+            hit = (next(self._counter), _tier_result(traces, self._default))
             self._tiers[key] = hit
         return hit
 

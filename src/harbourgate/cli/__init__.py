@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "stand-in": "harbourgate.cli.serve:stand_in",
     "policy": "harbourgate.cli.policy:policy",
     "audit": "harbourgate.cli.audit:audit",
+    "redact": "harbourgate.cli.privacy:redact",
+    "deid": "harbourgate.cli.privacy:deid",
 }
 
 

@@ -22,8 +22,12 @@ from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
 from harbourgate.audit.log import AuditLog
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
+from harbourgate.identity.attestation import AttestationVerifier
+from harbourgate.identity.jwks import JWKSError
+from harbourgate.identity.model import Application
+from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
-from harbourgate.runtime import Runtime
+from harbourgate.runtime import Runtime, application_facts, load_bundle
 from harbourgate.store import Store, registry
 
 log = logging.getLogger("harbourgate")
@@ -38,6 +42,7 @@ def prepare(settings: config.Settings) -> list[str]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     lines: list[str] = []
+    load_bundle(settings)  # a broken policy bundle stops the start with file:line errors
     try:
         store.migrate()
         audit = AuditLog.open(settings, store)  # creates the signing key on first start
@@ -92,13 +97,20 @@ class Harbourgate:
         self.runtime = Runtime(settings, self.store)
         self.upstreams = build_upstreams(settings.routes)
         self.audit = AuditLog.open(settings, self.store)
-        self.gateway = Gateway(self.runtime, self.upstreams, self.audit, ready=self._ready)
+        self.verifier = AttestationVerifier.from_settings(settings.verifiers)
+        try:
+            self.verifier.load()
+        except JWKSError as exc:  # serve without verified end users; /readyz says why
+            log.error("identity verifiers not loaded: %s", exc)
+        self.gateway = Gateway(self.runtime, self.upstreams, self.audit,
+                               verifier=self.verifier, scanner=Scanner(), ready=self._ready)
         self.admin = create_admin_app(AdminServices(
             store=self.store,
             tokens=settings.admin_tokens,
             route_names=lambda: self.runtime.snapshot.routes.keys(),
-            on_change=self.runtime.reload,
+            on_change=self.runtime.changed,
             audit=self._audit_admin,
+            classify=self._classify,
         ), routers=[self._audit_routes()])
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -116,6 +128,11 @@ class Harbourgate:
         router.include_router(audit_router(lambda: self.audit))
         return router
 
+    def _classify(self, application: Application) -> dict[str, Any]:
+        snap = self.runtime.snapshot
+        facts = application_facts(application, snap.registry)
+        return snap.policy.classify(facts).to_dict()
+
     def _audit_admin(self, action: str, details: dict[str, Any]) -> str:
         return self.audit.append_sync({"kind": "admin", "action": action, **details})
 
@@ -131,7 +148,9 @@ class Harbourgate:
         assert message["type"] == "lifespan.startup"
         try:
             await asyncio.to_thread(self.audit.start)
-            self._tasks.append(asyncio.create_task(self.runtime.watch()))
+            for job in (self.runtime.watch(), self.runtime.listen(),
+                        self.verifier.run_refresher()):
+                self._tasks.append(asyncio.create_task(job))
         except Exception as exc:
             log.exception("start-up failed")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -6,6 +6,8 @@ the tests drive them with the official `openai` and `anthropic` SDKs.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
@@ -19,8 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ADMIN_TOKEN = "e2e-operator-token-0123456789"
+ISSUER = "https://verifier.example.hk"
+JWKS_PATH: Path | None = None  # written by the `verifier_key` fixture before the gateway starts
 HARBOURGATE = [sys.executable, "-m", "harbourgate"]
 
 
@@ -109,7 +115,10 @@ def gateway_config(standin_url: str, data_dir: Path, **overrides: object) -> dic
             route("garbage-5", "anthropic", standin_url, upstream_model="standin-garbage"),
             route("cut-5", "openai", v1, upstream_model="standin-cut"),
             route("embed-small", "openai", v1, **{"class": "embedding-small"}),
+            route("lantau-7", "openai", v1, origin="HK", hosting="HK"),
         ],
+        "verifiers": {"jwks": str(JWKS_PATH) if JWKS_PATH else None,
+                      "issuers": [ISSUER]},
         "sandbox": {
             "participants": [{"id": "acme", "name": "Acme Research", "jurisdiction": "HK"}],
             "applications": [
@@ -119,6 +128,15 @@ def gateway_config(standin_url: str, data_dir: Path, **overrides: object) -> dic
                 {"id": "acme-failover", "participant": "acme", "name": "Failover app",
                  "use_cases": ["research.b2b"], "data_origin": "HK",
                  "model_preference": ["broken-5", "slow-5", "fable-5", "garbage-5"]},
+                {"id": "acme-cn", "participant": "acme", "name": "Mainland CRM assistant",
+                 "use_cases": ["research.b2b"], "data_origin": "CN",
+                 "model_preference": ["fable-5", "mythos-5", "glm-5.2"]},
+                {"id": "face-app", "participant": "acme", "name": "Door face matcher",
+                 "use_cases": ["biometric.identification_remote"], "data_origin": "HK",
+                 "model_preference": ["fable-5"]},
+                {"id": "scoring-app", "participant": "acme", "name": "Citizen score",
+                 "use_cases": ["social_scoring"], "data_origin": "HK",
+                 "model_preference": ["fable-5"]},
             ],
         },
         "limits": {"max_body_bytes": 100_000},
@@ -155,11 +173,43 @@ def start_gateway(config: dict, workdir: Path, *, workers: int = 1) -> Process:
 
 
 @pytest.fixture(scope="session")
-def gateway(standin: Process, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def verifier_key(tmp_path_factory: pytest.TempPathFactory) -> Ed25519PrivateKey:
+    """The trusted identity verifier's signing key; its JWKS file is what the gateway trusts."""
+    global JWKS_PATH
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    path = tmp_path_factory.mktemp("verifier") / "jwks.json"
+    path.write_text(json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "v1",
+                                          "alg": "EdDSA", "use": "sig",
+                                          "x": _b64(raw)}]}))
+    JWKS_PATH = path
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def attestation(key: Ed25519PrivateKey, nationality: list[str], *, sub: str = "user-1",
+                issuer: str = ISSUER, ttl: int = 600, kid: str = "v1") -> str:
+    """A compact EdDSA JWS as an identity verifier issues it."""
+    now = int(time.time())
+    header = _b64(json.dumps({"alg": "EdDSA", "kid": kid, "typ": "JWT"}).encode())
+    claims = {"sub": sub, "iss": issuer, "nationality": nationality, "residence": "HK",
+              "verification_level": "document", "iat": now, "exp": now + ttl}
+    payload = _b64(json.dumps(claims).encode())
+    signature = _b64(key.sign(f"{header}.{payload}".encode()))
+    return f"{header}.{payload}.{signature}"
+
+
+@pytest.fixture(scope="session")
+def gateway(standin: Process, verifier_key: Ed25519PrivateKey,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     workdir = tmp_path_factory.mktemp("gateway")
     process = start_gateway(gateway_config(standin.url, workdir / "data"), workdir)
     gw = Gateway(process, Path(process.extra["config"]), {})
-    for app in ("acme-research", "acme-failover"):
+    for app in ("acme-research", "acme-failover", "acme-cn", "face-app", "scoring-app"):
         r = gw.admin("POST", f"/applications/{app}/keys")
         assert r.status_code in (200, 201), r.text
         gw.keys[app] = r.json()["key"]

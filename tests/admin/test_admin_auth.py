@@ -149,22 +149,22 @@ def test_a_router_can_open_a_post_to_auditors(store: Store, recorder: Recorder) 
     """Read-only POSTs (simulate, explain) are marked per route with `Reader`."""
     extra = APIRouter()
 
-    @extra.post("/admin/v1/policy/explain")
+    @extra.post("/admin/v1/extra/lookup")
     def explain(actor: Reader) -> dict[str, str]:
         return {"role": actor.role}
 
-    @extra.post("/admin/v1/policy/reload")
+    @extra.post("/admin/v1/extra/reload")
     def reload(actor: Operator) -> dict[str, str]:
         return {"role": actor.role}
 
     app = create_admin_app(make_services(store, recorder), routers=[extra])
     with TestClient(app) as client:
-        assert client.post("/admin/v1/policy/explain", headers=AUDITOR).json() == {
+        assert client.post("/admin/v1/extra/lookup", headers=AUDITOR).json() == {
             "role": "auditor"}
-        assert client.post("/admin/v1/policy/reload", headers=AUDITOR).status_code == 403
-        assert client.post("/admin/v1/policy/reload", headers=OPERATOR).json() == {
+        assert client.post("/admin/v1/extra/reload", headers=AUDITOR).status_code == 403
+        assert client.post("/admin/v1/extra/reload", headers=OPERATOR).json() == {
             "role": "operator"}
-        assert client.post("/admin/v1/policy/explain").status_code == 401
+        assert client.post("/admin/v1/extra/lookup").status_code == 401
 
 
 def test_the_actor_fingerprint_identifies_the_token_without_revealing_it() -> None:

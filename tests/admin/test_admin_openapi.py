@@ -13,6 +13,12 @@ EXPECTED = {
     "/admin/v1/keys/{key_id}": {"delete"},
     "/admin/v1/applications/{application_id}/approvals": {"get", "post"},
     "/admin/v1/approvals/{approval_id}": {"delete"},
+    "/admin/v1/directives": {"get", "post"},
+    "/admin/v1/directives/{directive_id}": {"get", "delete"},
+    "/admin/v1/directives/simulate": {"post"},
+    "/admin/v1/policy": {"get"},
+    "/admin/v1/policy/explain": {"post"},
+    "/admin/v1/decisions": {"get"},
 }
 
 

@@ -15,7 +15,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from harbourgate import __version__
-from harbourgate.admin import applications, approvals, errors, keys, participants
+from harbourgate.admin import (
+    applications,
+    approvals,
+    decisions,
+    directives,
+    errors,
+    keys,
+    participants,
+    policy,
+)
 from harbourgate.admin.auth import TokenTable, authorize_route
 from harbourgate.admin.services import AdminServices
 
@@ -42,7 +51,9 @@ def create_admin_app(services: AdminServices, *,
         title="Harbourgate admin API",
         version=__version__,
         description="Admit participants, register applications, issue and revoke keys, "
-                    "record approvals. Authenticate with `Authorization: Bearer TOKEN`.",
+                    "record approvals, issue, revoke and simulate directives, read the "
+                    "policy and the recorded decisions. Authenticate with "
+                    "`Authorization: Bearer TOKEN`.",
         openapi_url=OPENAPI_URL,
         docs_url=DOCS_URL,
         redoc_url=None,
@@ -52,7 +63,7 @@ def create_admin_app(services: AdminServices, *,
     app.state.tokens = TokenTable(services.tokens)
     errors.install(app, authorize_failed_body=authorize_route)
     for router in (participants.router, applications.router, keys.router, approvals.router,
-                   *routers):
+                   directives.router, policy.router, decisions.router, *routers):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.errors import invalid
+from harbourgate.admin.policy import problems_error
 from harbourgate.admin.schemas import ApprovalChanged, ApprovalIn, ApprovalList, ApprovalOut
+from harbourgate.policy import PolicyError
+from harbourgate.policy.approvals import parse_approval
 from harbourgate.store import registry
-from harbourgate.store.timestamps import utc_now
+from harbourgate.store.timestamps import format_timestamp, utc_now
 
 router = APIRouter(tags=["approvals"])
 
@@ -18,13 +22,15 @@ router = APIRouter(tags=["approvals"])
 def approve_application(application_id: str, body: ApprovalIn, actor: Operator,
                         services: Services) -> ApprovalChanged:
     """Record who approved the application, on which conditions, until when."""
-    if body.expired():
-        raise invalid("expires_at", "expires_at: must be in the future, not "
-                      f"{body.expiry()}")
+    try:  # the policy's own check, so every way of recording one refuses the same way
+        checked = parse_approval(body.model_dump(), now=datetime.now(UTC).replace(microsecond=0),
+                                 source="approval")
+    except PolicyError as exc:
+        raise problems_error(None, exc.problems, param="expires_at") from None
     with services.store.change() as conn:
-        approval = registry.record_approval(conn, application_id, approver=body.approver,
-                                            conditions=body.conditions,
-                                            expires_at=body.expiry())
+        approval = registry.record_approval(conn, application_id, approver=checked.approver,
+                                            conditions=checked.conditions,
+                                            expires_at=format_timestamp(checked.expires_at))
     out = ApprovalOut.of(approval, utc_now())
     audit_id = services.committed("approval.record", {
         "actor": actor.as_details(), "approval": out.model_dump()})

@@ -8,7 +8,6 @@ the OpenAPI document at /admin/v1/openapi.json worth reading.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -17,7 +16,6 @@ from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, Con
 from harbourgate.identity import model
 from harbourgate.identity.model import ApiKey, Application, Approval, Participant
 from harbourgate.store.keys import IssuedKey
-from harbourgate.store.timestamps import format_timestamp
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -112,12 +110,6 @@ class ApprovalIn(_Request):
     conditions: str = Field(default="", max_length=4000)
     expires_at: AwareDatetime = Field(description="ISO-8601 with a time zone; in the future",
                                       examples=["2027-06-30T00:00:00Z"])
-
-    def expiry(self) -> str:
-        return format_timestamp(self.expires_at)
-
-    def expired(self) -> bool:
-        return self.expires_at <= datetime.now(UTC)
 
 
 def changed_fields(body: BaseModel) -> dict[str, Any]:
@@ -265,3 +257,51 @@ class ApprovalChanged(ApprovalOut):
 
 class ApprovalList(_Response):
     data: list[ApprovalOut]
+
+
+class DirectiveOut(BaseModel):
+    """A directive as issued: the authority's document (more keys kept as sent), its id,
+    when it was issued and revoked, and whether it is in force now."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    authority: str
+    citation: str
+    title: str
+    models: list[str] = Field(default=[], description="the routes it governs")
+    export_tags: list[str] = Field(default=[], description="or the export tags it governs")
+    permit_only: dict[str, list[str]] = Field(
+        description="who may still use the governed models", examples=[{"nationality": ["US"]}])
+    effective_from: str | None
+    effective_until: str | None
+    issued_at: str
+    revoked_at: str | None
+    status: str = Field(description="issued, or revoked", json_schema_extra={
+        "enum": ["issued", "revoked"]})
+    in_force: bool = Field(description="issued, not revoked, and within its effective window "
+                                       "now")
+
+
+class DirectiveChanged(DirectiveOut):
+    audit_id: str | None = Field(description="the audit entry of this change; null when the "
+                                             "request changed nothing (a second revocation)")
+
+
+class DirectiveList(_Response):
+    data: list[DirectiveOut]
+
+
+class SimulateIn(_Request):
+    """A proposed directive, replayed against the traffic recorded since `since`."""
+
+    directive: dict[str, Any] = Field(description="the directive document, as POST "
+                                                  "/admin/v1/directives takes it")
+    since: str = Field(description="ISO-8601 instant with a zone, or a date (midnight UTC)",
+                       examples=["2026-06-01T00:00:00Z"])
+
+
+class DecisionList(_Response):
+    data: list[dict[str, Any]] = Field(description="request records of the audit log, newest "
+                                                   "first")
+    has_more: bool = Field(description="more records match than `limit`: ask again with "
+                                       "a narrower window or a larger limit")

@@ -131,6 +131,14 @@ def gateway_config(standin_url: str, data_dir: Path, **overrides: object) -> dic
                 {"id": "acme-cn", "participant": "acme", "name": "Mainland CRM assistant",
                  "use_cases": ["research.b2b"], "data_origin": "CN",
                  "model_preference": ["fable-5", "mythos-5", "glm-5.2"]},
+                {"id": "acme-important", "participant": "acme", "name": "Grid telemetry",
+                 "use_cases": ["research.b2b"], "data_origin": "CN",
+                 "data_categories": ["important_data"],
+                 "model_preference": ["fable-5", "glm-5.2"]},
+                {"id": "gba-app", "participant": "acme", "name": "Shenzhen to HK CRM",
+                 "use_cases": ["research.b2b"], "data_origin": "CN",
+                 "transfer_mechanisms": ["gba_standard_contract"],
+                 "model_preference": ["lantau-7", "fable-5"]},
                 {"id": "face-app", "participant": "acme", "name": "Door face matcher",
                  "use_cases": ["biometric.identification_remote"], "data_origin": "HK",
                  "model_preference": ["fable-5"]},
@@ -209,7 +217,8 @@ def gateway(standin: Process, verifier_key: Ed25519PrivateKey,
     workdir = tmp_path_factory.mktemp("gateway")
     process = start_gateway(gateway_config(standin.url, workdir / "data"), workdir)
     gw = Gateway(process, Path(process.extra["config"]), {})
-    for app in ("acme-research", "acme-failover", "acme-cn", "face-app", "scoring-app"):
+    for app in ("acme-research", "acme-failover", "acme-cn", "acme-important", "gba-app",
+                "face-app", "scoring-app"):
         r = gw.admin("POST", f"/applications/{app}/keys")
         assert r.status_code in (200, 201), r.text
         gw.keys[app] = r.json()["key"]

@@ -3,6 +3,7 @@ SDKs against `harbourgate serve`, and the stand-in's record of what left the gat
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -190,3 +191,63 @@ def test_bad_attestations_are_refused(gateway: Gateway, verifier_key: Ed25519Pri
                                        messages=[{"role": "user", "content": "hi"}])
     assert exc.value.code == "invalid_attestation"
     assert fragment in exc.value.message.lower()
+
+
+# -- refusals that another model can cure: reroute, or 451 ---------------------------------
+
+def test_important_data_is_rerouted_to_a_mainland_model_or_refused(gateway: Gateway) -> None:
+    ask = {"model": "fable-5", "messages": [{"role": "user", "content": "grid load report"}]}
+    raw = oai(gateway, "acme-important").chat.completions.with_raw_response.create(**ask)
+    assert raw.headers["x-harbourgate-decision"] == "reroute"
+    assert raw.headers["x-harbourgate-model"] == "glm-5.2"
+    assert raw.headers["x-harbourgate-rerouted-from"] == "fable-5"
+
+    strict = oai(gateway, "acme-important", **{"X-Harbourgate-Fallback": "none"})
+    with pytest.raises(openai.APIStatusError) as exc:
+        strict.chat.completions.create(**ask)
+    assert exc.value.status_code == 451
+    body = exc.value.body
+    assert body["code"] == "legal_restriction"  # type: ignore[index]
+    assert body["rule"] == "xb.pipl.important-data-stays"  # type: ignore[index]
+    assert "PIPL Art. 40" in body["citation"]  # type: ignore[index]
+    listed = {m.id for m in oai(gateway, "acme-important").models.list()}
+    assert "glm-5.2" in listed and "fable-5" not in listed
+
+
+@pytest.mark.parametrize(("origin", "pseudonymised"), [("CN-GD-SZ", False), ("CN-BJ", True)])
+def test_gba_standard_contract_covers_gba_cities_only(gateway: Gateway, standin: Process,
+                                                      origin: str, pseudonymised: bool) -> None:
+    marker = uuid.uuid4().hex
+    raw = oai(gateway, "gba-app", **{"X-Harbourgate-Data-Origin": origin}
+              ).chat.completions.with_raw_response.create(
+        model="lantau-7", messages=[{"role": "user", "content": prompt(marker)}])
+    assert ("x-harbourgate-pseudonymised" in raw.headers) is pseudonymised
+    assert (PHONE not in upstream_saw(standin, marker)) is pseudonymised
+
+
+# -- what the audit log keeps --------------------------------------------------------------
+
+def test_audit_entry_holds_the_decision_and_no_personal_data(gateway: Gateway) -> None:
+    marker = uuid.uuid4().hex
+    raw = oai(gateway, "acme-cn").chat.completions.with_raw_response.create(
+        model="fable-5", messages=[{"role": "user", "content": prompt(marker)}])
+    entry_id = raw.headers["x-harbourgate-audit"]
+    r = gateway.admin("GET", f"/audit/entries/{entry_id}")
+    for _ in range(30):
+        if r.status_code == 200:
+            break
+        time.sleep(0.1)
+        r = gateway.admin("GET", f"/audit/entries/{entry_id}")
+    assert r.status_code == 200, r.text
+    entry = r.json()
+    record = entry["record"]
+    assert record["decision"] == "allow" and record["model_served"] == "fable-5"
+    assert record["application"] == "acme-cn" and record["participant"] == "acme"
+    assert record["rule"] and record["citation"] and record["tier"] == "minimal"
+    assert record["obligations"]["pseudonymise"]
+    assert record["data_profile"] == {"cn_id": 1, "phone": 1, "email": 1}
+    assert record["pseudonymised"] == {"cn_id": 1, "phone": 1, "email": 1}
+    assert record["policy"] == raw.headers["x-harbourgate-policy"]
+    assert record["context"]["data"]["origin"] is None  # the declared origin applies
+    text = base64.b64decode(entry["leaf"]).decode()
+    assert marker not in text and PHONE not in text and CN_ID not in text and EMAIL not in text

@@ -24,10 +24,9 @@ from harbourgate.audit.log import AuditLog
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
-from harbourgate.identity.model import Application
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
-from harbourgate.runtime import Runtime, application_facts, load_bundle
+from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
 
 log = logging.getLogger("harbourgate")
@@ -104,14 +103,10 @@ class Harbourgate:
             log.error("identity verifiers not loaded: %s", exc)
         self.gateway = Gateway(self.runtime, self.upstreams, self.audit,
                                verifier=self.verifier, scanner=Scanner(), ready=self._ready)
-        self.admin = create_admin_app(AdminServices(
-            store=self.store,
-            tokens=settings.admin_tokens,
-            route_names=lambda: self.runtime.snapshot.routes.keys(),
-            on_change=self.runtime.changed,
-            audit=self._audit_admin,
-            classify=self._classify,
-        ), routers=[self._audit_routes()])
+        self.admin = create_admin_app(
+            AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
+                                      audit=self._audit_admin),
+            routers=[self._audit_routes()])
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -127,11 +122,6 @@ class Harbourgate:
         router = APIRouter(prefix="/admin/v1", dependencies=[requires("operator", "auditor")])
         router.include_router(audit_router(lambda: self.audit))
         return router
-
-    def _classify(self, application: Application) -> dict[str, Any]:
-        snap = self.runtime.snapshot
-        facts = application_facts(application, snap.registry)
-        return snap.policy.classify(facts).to_dict()
 
     def _audit_admin(self, action: str, details: dict[str, Any]) -> str:
         return self.audit.append_sync({"kind": "admin", "action": action, **details})

@@ -43,5 +43,25 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
             time.sleep(0.05)
         metrics = httpx.get(gw.url + "/metrics").text
         assert "harbourgate_requests_total" in metrics
+
+        pids: set[int] = set()
+        while len(pids) < 2:  # learn both workers' process ids
+            pids.add(httpx.get(gw.url + "/readyz").json()["process"])
+            assert time.monotonic() - revoked_at < 10
+        directive = httpx.post(gw.url + "/admin/v1/directives", headers=admin, json={
+            "authority": "US Department of Commerce", "citation": "Order of 2026-06-12",
+            "title": "US only", "models": ["fable-5"], "permit_only": {"nationality": ["US"]},
+            "effective_from": "2026-06-12T00:00:00Z", "effective_until": None})
+        assert directive.status_code == 201, directive.text
+        issued_at = time.monotonic()
+        ident = directive.json()["id"]
+        seen: dict[int, float] = {}
+        while set(seen) != pids:
+            ready = httpx.get(gw.url + "/readyz").json()
+            if ident in ready["policy"] and ready["process"] not in seen:
+                seen[ready["process"]] = time.monotonic() - issued_at
+            assert time.monotonic() - issued_at < 5, "the directive never reached every worker"
+        print("\ndirective in force per worker after the POST returned: " + ", ".join(
+            f"{1000 * t:.1f} ms" for t in sorted(seen.values())))
     finally:
         gw.stop()

@@ -13,6 +13,7 @@ import contextlib
 import copy
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -533,7 +534,8 @@ class Gateway:
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         ok, detail = (True, {}) if self._ready is None else await self._ready()
         snap = self.runtime.snapshot
-        detail = {"status": "ready" if ok else "not ready", "state_version": snap.version,
+        detail = {"status": "ready" if ok else "not ready", "process": os.getpid(),
+                  "state_version": snap.version,
                   "policy": snap.policy_header, "policy_error": self.runtime.bundle_error,
                   "verifiers": self.verifier.status, **detail}
         await _respond(send, 200 if ok else 503, orjson.dumps(detail, default=str))

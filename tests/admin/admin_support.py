@@ -68,3 +68,68 @@ def error_of(response: Any) -> dict[str, Any]:
     assert set(body["error"]) == {"type", "code", "message", "param"}, body
     error: dict[str, Any] = body["error"]
     return error
+
+
+# --- a real deployment: the default routes, the shipped packs, a real audit log -------------
+
+JUNE = {
+    "authority": "US Department of Commerce", "citation": "Order to Anthropic of 2026-06-12",
+    "title": "Frontier models for US nationals only", "models": ["fable-5", "mythos-5"],
+    "permit_only": {"nationality": ["US"]}, "effective_from": "2026-06-12T00:00:00Z",
+    "effective_until": None,
+}
+PREFERENCE = ["fable-5", "mythos-5", "glm-5.2", "qwen-local"]
+ROUTE_FACTS = {
+    "fable-5": {"origin": "US", "hosting": "US", "export_tags": ["us-frontier"],
+                "class": "frontier-chat", "provider": "stand-in"},
+    "mythos-5": {"origin": "US", "hosting": "US", "export_tags": ["us-frontier"],
+                 "class": "frontier-chat", "provider": "stand-in"},
+    "glm-5.2": {"origin": "CN", "hosting": "CN", "export_tags": [], "class": "frontier-chat",
+                "provider": "stand-in"},
+    "qwen-local": {"origin": "CN", "hosting": "HK", "export_tags": [],
+                   "class": "frontier-chat", "provider": "stand-in"},
+    "embed-small": {"origin": "HK", "hosting": "HK", "export_tags": [],
+                    "class": "embedding-small", "provider": "stand-in"},
+}
+
+
+def context(*, application: str = "acme-research", participant: str = "acme",
+            use_cases: tuple[str, ...] = ("research.b2b",), model: str = "fable-5",
+            time: str = "2026-06-01T09:00:00Z", nationality: list[str] | None = None,
+            sub: str = "sha256:00000000000000aa", fallback: str = "auto",
+            endpoint: str = "chat") -> dict[str, Any]:
+    """A context as the gateway records it (`Context.to_dict()`, the end user hashed)."""
+    verified = nationality is not None
+    return {
+        "application": {"id": application, "use_cases": list(use_cases),
+                        "data_categories": [], "data_origin": "HK", "transfer_mechanisms": [],
+                        "status": "active", "approval_expires_at": None},
+        "participant": {"id": participant, "jurisdiction": "HK", "status": "admitted",
+                        "screening": "clear"},
+        "end_user": {"verified": verified, "nationality": nationality,
+                     "residence": None, "verification_level": "document" if verified else None,
+                     "issuer": "https://verifier.example" if verified else None,
+                     "sub": sub if verified else None},
+        "model": {"name": model, **ROUTE_FACTS[model]},
+        "data": {"origin": None, "region": None, "classes": {}},
+        "request": {"time": time, "api": "openai", "endpoint": endpoint, "fallback": fallback},
+    }
+
+
+def request_record(*, decision: str = "allow", served: str | None = "fable-5",
+                   status: int = 200, code: str | None = None, with_context: bool = True,
+                   **ctx: Any) -> dict[str, Any]:
+    """A data-plane audit record in the gateway's contract shape."""
+    c = context(**ctx)
+    record: dict[str, Any] = {
+        "kind": "request", "api": "openai", "endpoint": c["request"]["endpoint"],
+        "participant": c["participant"]["id"], "application": c["application"]["id"],
+        "key": "key_test", "model_requested": c["model"]["name"], "model_served": served,
+        "decision": decision, "status": status, "code": code, "rule": None, "citation": None,
+        "reasons": [], "tier": "minimal", "obligations": {}, "policy": "test",
+        "directives": [], "data_profile": {}, "pseudonymised": {}, "failover": [],
+        "stream": False, "timing_ms": {},
+    }
+    if with_context:
+        record["context"] = c
+    return record

@@ -127,3 +127,163 @@ def test_fast_phone_check_accepts_example_numbers(region: str) -> None:
             continue
         assert phones.is_valid_national(region, str(example.national_number))
         assert phones.is_valid_international(f"{example.country_code}{example.national_number}")
+
+
+# ---- the fast validators against the plain definitions ----------------------------------------
+# checks.py computes the weighted sums in C (base-13 int, translate tables, byte sums); these
+# are the textbook loops they replace, so any divergence shows up as a counterexample.
+
+DIGITS = st.text("0123456789", min_size=1, max_size=24)
+
+
+def reference_luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def reference_cn_check(first17: str) -> str:
+    weights = [2 ** (17 - i) % 11 for i in range(17)]
+    return "10X98765432"[sum(w * int(c) for w, c in zip(weights, first17, strict=True)) % 11]
+
+
+def reference_hkid(prefix: str, digits: str) -> str:
+    letters = (" " + prefix) if len(prefix) == 1 else prefix
+    values = [36 if c == " " else ord(c) - 55 for c in letters] + [int(d) for d in digits]
+    total = sum(w * v for w, v in zip(range(9, 1, -1), values, strict=True))
+    check = (11 - total % 11) % 11
+    return "A" if check == 10 else str(check)
+
+
+def reference_iban(value: str) -> bool:
+    if not iban_shape_ok(value):
+        return False
+    rearranged = value[4:] + value[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def iban_shape_ok(value: str) -> bool:
+    return (len(value) >= 15 and checks.IBAN_LENGTHS.get(value[:2]) == len(value)
+            and value.isascii() and value[2:4].isdigit() and value.isalnum())
+
+
+def reference_card_scheme(digits: str) -> str | None:
+    n = len(digits)
+    p = {k: int(digits[:k]) if n >= k else -1 for k in (2, 3, 4, 6)}
+    if digits[0] == "4" and n in (13, 16, 19):
+        return "visa"
+    if (51 <= p[2] <= 55 or 2221 <= p[4] <= 2720) and n == 16:
+        return "mastercard"
+    if p[2] in (34, 37) and n == 15:
+        return "amex"
+    if p[2] == 62 and 16 <= n <= 19:
+        return "unionpay"
+    if 3528 <= p[4] <= 3589 and 16 <= n <= 19:
+        return "jcb"
+    if (p[4] == 6011 or p[2] == 65 or 644 <= p[3] <= 649 or 622126 <= p[6] <= 622925) \
+            and 16 <= n <= 19:
+        return "discover"
+    if (p[2] in (36, 38, 39) or 300 <= p[3] <= 305) and 14 <= n <= 19:
+        return "diners"
+    return None
+
+
+@given(DIGITS)
+def test_luhn_matches_the_definition(digits: str) -> None:
+    assert checks.luhn_ok(digits) == reference_luhn(digits)
+
+
+@given(st.text("0123456789", min_size=2, max_size=19))
+def test_card_scheme_matches_the_definition(digits: str) -> None:
+    assert checks.card_scheme(digits) == reference_card_scheme(digits)
+
+
+def test_card_schemes_at_their_prefix_bounds() -> None:
+    for prefix, length, scheme in [("2221", 16, "mastercard"), ("2720", 16, "mastercard"),
+                                   ("2721", 16, None), ("622126", 16, "unionpay"),
+                                   ("644", 16, "discover"), ("305", 14, "diners"),
+                                   ("3528", 16, "jcb"), ("3590", 16, None)]:
+        digits = prefix + "0" * (length - len(prefix))
+        assert checks.card_scheme(digits) == scheme == reference_card_scheme(digits)
+
+
+@given(st.text("0123456789", min_size=17, max_size=17))
+def test_cn_id_check_char_matches_the_definition(first17: str) -> None:
+    assert checks.cn_id_check_char(first17) == reference_cn_check(first17)
+
+
+def test_cn_id_check_char_keeps_its_length_error() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        checks.cn_id_check_char("1234")
+
+
+@given(st.sampled_from(["A", "Z", "AB", "XY", "K"]), st.text("0123456789", min_size=6, max_size=6))
+def test_hkid_check_digit_matches_the_definition(prefix: str, digits: str) -> None:
+    assert checks.hkid_check_digit(prefix, digits) == reference_hkid(prefix, digits)
+
+
+@given(st.sampled_from(sorted(checks.IBAN_LENGTHS)), st.data())
+def test_iban_matches_the_definition(country: str, data: st.DataObject) -> None:
+    n = checks.IBAN_LENGTHS[country]
+    bban = data.draw(st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabc", min_size=n - 4,
+                             max_size=n - 4))
+    check = 98 - int((bban + country + "00").upper().translate(
+        {ord(c): str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})) % 97
+    valid = f"{country}{check:02d}{bban}"
+    assert checks.is_iban(valid) and reference_iban(valid)
+    wrong = data.draw(st.integers(0, 99).filter(lambda c: (c - check) % 97 != 0))
+    assert not checks.is_iban(f"{country}{wrong:02d}{bban}")
+    assert not reference_iban(f"{country}{wrong:02d}{bban}")
+
+
+@given(st.dates(min_value=dt.date(1899, 1, 1), max_value=dt.date(2100, 12, 31)),
+       st.sampled_from(["11", "44", "81", "99", "00"]), st.sampled_from(["0101", "0000"]),
+       st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2100, 12, 31)))
+def test_cn_id_dates_against_any_today(born: dt.date, prov: str, area: str,
+                                       today: dt.date) -> None:
+    """Birth date rules (1900..today) hold for any `today`, also past the current year."""
+    first17 = f"{prov}{area}{born:%Y%m%d}123"
+    value = first17 + reference_cn_check(first17)
+    region_ok = int(prov) in checks.CN_PROVINCES and area != "0000"
+    assert checks.is_cn_id(value, today=today) == (
+        region_ok and dt.date(1900, 1, 1) <= born <= today)
+    assert checks.is_cn_id(value) == (region_ok and dt.date(1900, 1, 1) <= born <= dt.date.today())
+
+
+def test_cn_id_born_after_today_is_rejected_this_year() -> None:
+    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    first17 = f"110101{tomorrow:%Y%m%d}123"
+    assert not checks.is_cn_id(first17 + checks.cn_id_check_char(first17))
+    today = dt.date.today()
+    first17 = f"110101{today:%Y%m%d}123"
+    assert checks.is_cn_id(first17 + checks.cn_id_check_char(first17))
+
+
+@given(st.text("0123456789", min_size=0, max_size=16))
+def test_calling_code_read_like_an_integer(digits: str) -> None:
+    """Leading zeros read as int() reads them ("01…" is +1), as the per-region check did."""
+    def reference(digits: str) -> bool:
+        for size in (1, 2, 3):
+            code = int(digits[:size]) if len(digits) > size else 0
+            regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+            if regions:
+                national = digits[size:]
+                if code not in (39, 225) and national.startswith("0"):
+                    national = national[1:]
+                return any(phones.is_valid_national(r, national) for r in regions)
+        return False
+
+    assert phones.is_valid_international(digits) == reference(digits)
+    assert phones.is_valid_international("01" + digits) == reference("01" + digits)
+    assert phones.is_valid_international("44" + digits) == reference("44" + digits)
+
+
+def test_shared_calling_codes_accept_each_region() -> None:
+    assert phones.is_valid_international("447911123456")      # GB mobile
+    assert phones.is_valid_international("447781123456")      # GG mobile
+    assert phones.is_valid_international("12015550123")       # US
+    assert phones.is_valid_international("14165550123") == phones.reference_is_valid(
+        "+14165550123")                                       # CA, same code
+    assert not phones.is_valid_international("4400")

@@ -4,7 +4,9 @@
 path. It decides validity by matching the national number against per-region patterns of
 its metadata (the general description, then one of the number types); this module applies
 the same patterns, compiled once per region and cached, so a check costs about a
-microsecond. The test suite compares it with `phonenumbers.is_valid_number`.
+microsecond. Regions that share a calling code (+44: GB, GG, IM, JE; +1: the NANP) are
+joined into one pattern, so an international number costs one match, not one per region.
+The test suite compares it with `phonenumbers.is_valid_number`.
 """
 
 from __future__ import annotations
@@ -49,18 +51,43 @@ def is_valid_national(region: str, number: str) -> bool:
     return compiled is not None and compiled.fullmatch(number) is not None
 
 
+@lru_cache(maxsize=512)
+def _calling_code(code: int) -> re.Pattern[str] | None:
+    """One pattern for every region of a calling code: valid in any of them."""
+    patterns = [
+        compiled.pattern
+        for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+        if (compiled := _region(region)) is not None
+    ]
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+
+
+# The leading digits that name a calling code, as `int(digits[:size])` reads them: "852",
+# and also "01" or "001" for +1, so that a number starting with zeros reads as before.
+_CODE_PREFIXES: dict[str, int] = {
+    str(code).zfill(size): code
+    for code, regions in COUNTRY_CODE_TO_REGION_CODE.items()
+    if regions
+    for size in (1, 2, 3)
+    if len(str(code)) <= size
+}
+
+
 def is_valid_international(digits: str) -> bool:
     """`digits` = country calling code + national number (what follows `+` or `00`)."""
+    n = len(digits)
     for size in (1, 2, 3):
-        code = int(digits[:size]) if len(digits) > size else 0
-        regions = COUNTRY_CODE_TO_REGION_CODE.get(code)
-        if regions:
+        code = _CODE_PREFIXES.get(digits[:size]) if n > size else None
+        if code is not None:
             national = digits[size:]
             # A trunk '0' written after the country code ("+44 (0)20 ...") is not part of
             # the number, except in Italy and Côte d'Ivoire where it is.
             if code not in (39, 225) and national.startswith("0"):
                 national = national[1:]
-            return any(is_valid_national(r, national) for r in regions)
+            compiled = _calling_code(code)
+            return compiled is not None and compiled.fullmatch(national) is not None
     return False
 
 

@@ -287,13 +287,16 @@ def render(result: Mapping[str, Any], *, rows: int = 20) -> RenderableType:
     d, totals = result["directive"], result["totals"]
     scope = ", ".join([*d.get("models", []), *(f"tag {t}" for t in d.get("export_tags", []))])
     permit = "; ".join(f"{k} {'/'.join(v)}" for k, v in d.get("permit_only", {}).items())
+    window = result["window"]
     head = Text.assemble(
         ("Proposed directive: ", "bold"), f"{d.get('title')} ({d.get('authority')})\n",
-        f"  governs {scope}; permits only {permit}; from "
-        f"{d.get('effective_from') or 'now'} until {d.get('effective_until') or 'revoked'}\n",
-        f"  policy in force {result['policy']}; traffic since {result['since'] or 'the start'}"
-        f" ({result['window']['first'] or '-'} .. {result['window']['last'] or '-'})\n",
-        f"  evaluated {result['evaluation']['rule']}")
+        f"  governs {scope}; permits only {permit}\n",
+        f"  from {d.get('effective_from') or 'now'} until {d.get('effective_until') or 'revoked'}"
+        "\n",
+        f"  policy in force {result['policy']}\n",
+        f"  traffic recorded since {result['since'] or 'the start'}; requests made "
+        f"{window['first'] or '-'} .. {window['last'] or '-'}\n",
+        "  each request is evaluated at its recorded time, or at effective_from when later\n")
     parts: list[RenderableType] = [head]
 
     summary = Table(title="Recorded requests", title_justify="left", show_header=False)
@@ -324,7 +327,7 @@ def render(result: Mapping[str, Any], *, rows: int = 20) -> RenderableType:
         table = Table(title="Would be left with no permitted model", title_justify="left",
                       title_style="bold red")
         for column in ("application", "participant", "model", "refused by", "citation"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         table.add_column("requests", justify="right")
         for r in result["no_permitted_model"]:
             table.add_row(r["application"], r["participant"], r["model_requested"],

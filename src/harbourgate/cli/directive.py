@@ -89,15 +89,17 @@ def list_(url: str, status: str, as_json: bool) -> None:
         out.print(f"No directives ({status}).")
         return
     table = Table(title=f"Directives ({status})", title_justify="left")
-    for column in ("id", "state", "title", "authority", "governs", "permits only", "from",
-                   "until", "issued"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("in effect", no_wrap=True)
+    table.add_column("title (authority)")
+    table.add_column("governs → permits only")
     for d in body["data"]:
         state = ("revoked" if d["status"] == "revoked"
-                 else "in force" if d.get("in_force") else "issued, not in force")
-        table.add_row(d["id"], state, d["title"], d["authority"], _scope(d, prefix=False),
-                      _permit(d), d["effective_from"] or "-", d["effective_until"] or "-",
-                      d["issued_at"])
+                 else "in force" if d.get("in_force") else "pending")
+        window = f"{d['effective_from'] or 'now'}\n→ {d['effective_until'] or 'revoked'}"
+        table.add_row(d["id"], state, window, f"{d['title']} ({d['authority']})",
+                      f"{_scope(d, prefix=False)} → {_permit(d)}")
     out.print(table)
 
 

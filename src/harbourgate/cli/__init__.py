@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "audit": "harbourgate.cli.audit:audit",
     "redact": "harbourgate.cli.privacy:redact",
     "deid": "harbourgate.cli.privacy:deid",
+    "directive": "harbourgate.cli.directive:directive",
 }
 
 

@@ -12,6 +12,7 @@ The test suite compares it with `phonenumbers.is_valid_number`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -43,6 +44,15 @@ def _region(region: str) -> re.Pattern[str] | None:
     if general is None or not types:
         return None
     return re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(types)})")
+
+
+def national_check(region: str) -> Callable[[str], bool]:
+    """`is_valid_national` for one region, bound once (for a caller's hot loop)."""
+    compiled = _region(region)
+    if compiled is None:
+        return lambda number: False
+    fullmatch = compiled.fullmatch
+    return lambda number: fullmatch(number) is not None
 
 
 def is_valid_national(region: str, number: str) -> bool:

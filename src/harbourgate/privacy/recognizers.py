@@ -11,6 +11,14 @@ runs only on the few shapes it yields (see docs/privacy.md for the measured effe
 A shape is not a class: a run of digits may be a card, a mainland ID, a phone number or an
 account number. The handlers below classify each candidate by check digits, validity and,
 where the format alone is ambiguous, context words just before it (passport, account, ...).
+They try the cheapest test that can decide first and look for context words only when the
+answer depends on them.
+
+Shapes match ASCII digits only (``[0-9]``: ``\\d`` would take any script's digits), so
+no match can contain a full-width character. The master pattern also stops at the first
+full-width letter or digit (`wide`): only then is the text folded (`text.fold_width`) and
+scanned again, so text without them, nearly all of it, is read once instead of being
+searched for them first.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ import re
 from collections.abc import Callable
 
 from harbourgate.privacy import checks, phones
+from harbourgate.privacy.context import kind_before, passport_before
 from harbourgate.privacy.names import is_han, name_before, trim_chinese_name
+from harbourgate.privacy.text import WIDE_ALNUM, fold_width
 
 # (start, end, class): a found value, offsets into the scanned text.
 Found = tuple[int, int, str]
@@ -46,24 +56,26 @@ _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
      r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+(?![A-Za-z0-9\-])"),
     ("ip6", ":", None,
-     r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?:\.\d{1,3}){0,3}(?![0-9A-Za-z:])"),
+     r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Za-z:])"),
     ("plus", "+", _AN + "+",
-     r"[ ]?\d{1,3}(?:[ \-.]?(?:\(\d{1,4}\)|\d{1,5})){1,5}(?![0-9])"),
-    ("paren", "(（", None, r"\+?\d{1,4}[)）][ \-]?\d{2,5}(?:[ \-]?\d{2,5}){1,3}(?![0-9])"),
+     r"[ ]?[0-9]{1,3}(?:[ \-.]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,5}(?![0-9])"),
+    ("paren", "(（", None,
+     r"\+?[0-9]{1,4}[)）][ \-]?[0-9]{2,5}(?:[ \-]?[0-9]{2,5}){1,3}(?![0-9])"),
     # Letter-led identifiers are anchored at their first digit (uppercase letters are far
     # too common in English to start a match at): the look-behinds require one or two
     # capitals before it, themselves not preceded by a letter or digit.
     ("id", "0-9", None,
      r"(?<=[A-Z].)(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
-     r"\d{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
+     r"[0-9]{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
     ("iban", "0-9", None,
-     r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+     r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)[0-9](?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
      r"(?![A-Za-z0-9])"),
-    ("ip4", "0-9", _AN + ".", r"\d{0,2}(?:\.\d{1,3}){3}(?![0-9A-Za-z]|\.\d)"),
+    ("ip4", "0-9", _AN + ".", r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])"),
     ("num", "0-9", _AN,
-     r"(?:[ \-]?\d){5,22}(?:[Xx]|\s?[(（]\d[)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
+     r"(?:[ \-]?[0-9]){5,22}(?:[Xx]|\s?[(（][0-9][)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
+    # A full-width letter or digit: the text must be folded first (see the module doc).
+    ("wide", WIDE_ALNUM, None, ""),
 )
-
 
 def _build() -> re.Pattern[str]:
     """``[firsts](?:(?<=[0-9])(?:shapes led by a digit)|(?<=[@])(?:...)|...)``.
@@ -82,49 +94,27 @@ def _build() -> re.Pattern[str]:
 
 MASTER = _build()
 
-# ---- context words --------------------------------------------------------------------------
+# ---- helpers --------------------------------------------------------------------------------
 
-_CONTEXT_CHARS = 40
-_PASSPORT_WORDS = r"(?i:passport|travel\s+doc)|護照|护照|通行[證证]|回[鄉乡][證证]|旅行[證证]件"
-_BANK_WORDS = r"(?i:account|a/c\b|acct|bank)|[帳账][戶户号號]|戶口|户口|銀行|银行|賬[戶户号號]"
-_PHONE_WORDS = (
-    r"(?i:phone|tel\b|tel[.:：]|mobile|cell|call|whatsapp|contact|fax)"
-    r"|[電电][話话]|手[機机]|[聯联][絡络系]|致[電电]|傳真|传真"
+_DATE_LIKE = re.compile(
+    r"(?:19|20)[0-9][0-9][ \-](?:0?[1-9]|1[0-2])[ \-](?:0?[1-9]|[12][0-9]|3[01])"
 )
-_MACAU_WORDS = r"(?i:macau|macao|\bBIR\b)|澳[門门]"
-_PASSPORT_CTX = re.compile(_PASSPORT_WORDS)
-# One search tells which kind of context is nearest before a number.
-_ANY_CTX = re.compile(
-    f"(?P<passport>{_PASSPORT_WORDS})|(?P<bank>{_BANK_WORDS})"
-    f"|(?P<phone>{_PHONE_WORDS})|(?P<macau>{_MACAU_WORDS})"
-)
-_DATE_LIKE = re.compile(r"(?:19|20)\d\d[ \-](?:0?[1-9]|1[0-2])[ \-](?:0?[1-9]|[12]\d|3[01])")
 _LOCAL_PART = re.compile(r"[A-Za-z0-9._%+\-]{1,64}\Z")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _HEX_TAIL = re.compile(r"[0-9A-Fa-f]{1,4}\Z")
 _SEPARATORS = re.compile(r"[^0-9A-Za-z]")
-_GROUP = re.compile(r"\d+")
-_CN_LANDLINE = re.compile(r"0\d{2,3}-\d{7,8}")
+_GROUP = re.compile(r"[0-9]+")
+_CN_LANDLINE = re.compile(r"0[0-9]{2,3}-[0-9]{7,8}")
+# What a `num` or `plus` shape may hold besides digits and X: removing these leaves the
+# digits (the same as `_SEPARATORS.sub("", value)` on those shapes, without the regex call).
+_NUMBER_SEPARATORS = str.maketrans(
+    dict.fromkeys(" -.()（）+" + "".join(c for c in map(chr, range(0x3001)) if c.isspace()))
+)
 # Classes a digit sub-run may be taken as: only those proven by a check digit, so that a
 # long number ("order 2221 8054 9536 3092") is not mined for a phone-shaped piece.
 _SUBRUN_CLASSES = frozenset({"cn_id", "payment_card"})
-
-
-def _context(pattern: re.Pattern[str], text: str, start: int) -> bool:
-    """A context word in the same line, at most `_CONTEXT_CHARS` before `start`."""
-    lo = max(0, start - _CONTEXT_CHARS)
-    lo = max(lo, text.rfind("\n", lo, start) + 1)
-    return pattern.search(text, lo, start) is not None
-
-
-def _context_kind(text: str, start: int) -> str | None:
-    """The kind of the last context word in the same line before `start`, if any."""
-    lo = max(0, start - _CONTEXT_CHARS)
-    lo = max(lo, text.rfind("\n", lo, start) + 1)
-    kind = None
-    for m in _ANY_CTX.finditer(text, lo, start):
-        kind = m.lastgroup
-    return kind
+_hk_valid = phones.national_check("HK")
+_cn_valid = phones.national_check("CN")
 
 
 def _alnum_before(text: str, i: int) -> bool:
@@ -134,24 +124,31 @@ def _alnum_before(text: str, i: int) -> bool:
 # ---- handlers: (text, match, out) -> None ----------------------------------------------------
 
 
-_ID_PARTS = re.compile(r"([A-Z][A-Z]?)(\d+)(?:\s?[(（]([0-9A])[)）]|(A))?")
-
-
 def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
-    start, end = m.span()
-    two_letters = start >= 2 and "A" <= text[start - 2] <= "Z"
-    start -= 2 if two_letters and not _alnum_before(text, start - 2) else 1
-    parts = _ID_PARTS.fullmatch(text, start, end)
-    if parts is None:
-        return
-    prefix, digits, paren, letter = parts.groups()
-    if paren is not None or letter is not None:  # HKID shape: 6 digits + check
-        if len(digits) == 6 and checks.is_hkid(prefix, digits, paren or letter):
+    first, end = m.span()
+    # One capital before the digits, or two with no letter or digit before them (the
+    # pattern's look-behinds have checked that one of the two holds).
+    start = first - 2 if first >= 2 and "A" <= text[first - 2] <= "Z" and not _alnum_before(
+        text, first - 2) else first - 1
+    prefix = text[start:first]
+    value = m.group()
+    paren: str | None = None
+    check: str | None = None
+    if value[-1] in ")）":  # 123456(3), 123456 (3)
+        check = paren = value[-2]
+        digits = value[:-3].rstrip()
+    elif value[-1] == "A":  # 123456A
+        check = "A"
+        digits = value[:-1]
+    else:
+        digits = value
+    if check is not None:  # HKID shape: 6 digits + check
+        if len(digits) == 6 and checks.is_hkid(prefix, digits, check):
             out.append((start, end, "hk_id"))
-        elif paren is not None and _context(_PASSPORT_CTX, text, start):
-            out.append((start, start + len(prefix) + len(digits), "passport"))
+        elif paren is not None and passport_before(text, start):
+            out.append((start, first + len(digits), "passport"))
         return
-    if _context(_PASSPORT_CTX, text, start):
+    if passport_before(text, start):
         out.append((start, end, "passport"))
     elif len(digits) == 7 and checks.is_hkid(prefix, digits[:6], digits[6]):
         out.append((start, end, "hk_id"))
@@ -241,10 +238,16 @@ def _ip6(text: str, m: re.Match[str], out: list[Found]) -> None:
 
 
 def _plus(text: str, m: re.Match[str], out: list[Found]) -> None:
-    start = m.start()
-    for end in _group_ends(text, m):
-        if phones.is_valid_international(_SEPARATORS.sub("", text[start + 1:end])):
-            out.append((start, end, "phone"))
+    start, end = m.span()
+    value = m.group()
+    if phones.is_valid_international(value.translate(_NUMBER_SEPARATORS)):
+        out.append((start, end, "phone"))
+        return
+    # Not valid whole: it may have joined a following number ("+852 9123 4567 2024"); try
+    # without its trailing digit groups, longest first.
+    for cut in _shorter_ends(value):
+        if phones.is_valid_international(value[:cut].translate(_NUMBER_SEPARATORS)):
+            out.append((start, start + cut, "phone"))
             return
 
 
@@ -258,7 +261,7 @@ def _paren(text: str, m: re.Match[str], out: list[Found]) -> None:
     if (
         (international and phones.is_valid_international(digits))
         or _local_phone(digits, grouped=True)
-        or (digits.startswith("0") and phones.is_valid_national("CN", digits[1:]))
+        or (digits.startswith("0") and _cn_valid(digits[1:]))
     ):
         out.append((start, end, "phone"))
 
@@ -269,11 +272,13 @@ def _ip4(text: str, m: re.Match[str], out: list[Found]) -> None:
 
 
 def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
-    start, end = m.span()
+    start = m.start()
     value = m.group()
     cls = _classify_digits(text, start, value)
     if cls is not None:
-        out.append((start, end, cls))
+        out.append((start, m.end(), cls))
+        return
+    if value.isdigit():  # one unbroken block: no parts to try
         return
     # The run may join several values ("card 4111 1111 1111 1111 2024", "call 13812345678
     # 2 times"): try its parts, longest first, leftmost first. A part of several groups is
@@ -281,13 +286,18 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
     # ("order 2221 8054 9536 3092") is not mined for a phone-shaped piece; a part that is
     # one unbroken block of 8 or more digits stands on its own and may be anything.
     groups = [(g.start(), g.end()) for g in _GROUP.finditer(value)]
-    if len(groups) < 2:
+    count = len(groups)
+    if count < 2:
+        return
+    sizes = [b - a for a, b in groups]
+    # The most digits a part of several groups can hold leaves out the first or last group.
+    if max(sizes) < 8 and sum(sizes) - min(sizes[0], sizes[-1]) < 13:
         return
     taken: list[tuple[int, int]] = []
-    for size in range(len(groups) - 1, 0, -1):
-        for i in range(len(groups) - size + 1):
+    for size in range(count - 1, 0, -1):
+        for i in range(count - size + 1):
             lo, hi = groups[i][0], groups[i + size - 1][1]
-            digits = sum(b - a for a, b in groups[i:i + size])
+            digits = sum(sizes[i:i + size])
             if digits < 13 and not (size == 1 and digits >= 8):
                 continue
             if any(lo < t_hi and t_lo < hi for t_lo, t_hi in taken):
@@ -295,16 +305,17 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
             cls = _classify_digits(text, start + lo, value[lo:hi])
             if cls in _SUBRUN_CLASSES or (size == 1 and cls is not None):
                 taken.append((lo, hi))
-                out.append((start + lo, start + hi, cls))
+                out.append((start + lo, start + hi, cls))  # type: ignore[arg-type]
 
 
 def _classify_digits(text: str, start: int, value: str) -> str | None:
     """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is.
 
     Checks run cheapest and most certain first: check-digit classes, then phone numbers
-    by their format, then classes that need a context word before the run.
+    by their format, then classes that need a context word before the run, looked for only
+    when the number could be of such a class.
     """
-    digits = value if value.isdigit() else _SEPARATORS.sub("", value)
+    digits = value if value.isdigit() else value.translate(_NUMBER_SEPARATORS)
     n = len(digits)
     if n < 8:
         return None
@@ -317,31 +328,36 @@ def _classify_digits(text: str, start: int, value: str) -> str | None:
     if n >= 13 and checks.is_payment_card(digits):
         return "payment_card"
     head = digits[0]
-    if head == "1" and n == 11 and digits[1] in "3456789":
-        if phones.is_valid_national("CN", digits):
+    if head == "1":
+        if n == 11 and digits[1] in "3456789" and _cn_valid(digits):
             return "phone"
     elif head == "0":
         if digits[1] == "0" and phones.is_valid_international(digits[2:]):
             return "phone"
-        if _CN_LANDLINE.fullmatch(value) and phones.is_valid_national("CN", digits[1:]):
+        if _CN_LANDLINE.fullmatch(value) and _cn_valid(digits[1:]):
             return "phone"
     elif head == "8":
-        if n == 11 and digits.startswith("852") and phones.is_valid_national("HK", digits[3:]):
+        if n == 11 and digits.startswith("852") and _hk_valid(digits[3:]):
             return "phone"
-        if n == 13 and digits[1] == "6" and phones.is_valid_national("CN", digits[2:]):
+        if n == 13 and digits[1] == "6" and _cn_valid(digits[2:]):
             return "phone"
     if n == 8:
-        if _four_four(value) and phones.is_valid_national("HK", digits):
+        # A Hong Kong number when written 4-4 or after a phone word; a Macau ID (1, 5 or 7
+        # first) after a Macau word. Anything else needs no context search.
+        phone_ok = _hk_valid(digits)
+        if phone_ok and len(value) == 9 and value[4] in " -" and value[:4].isdigit():
             return "phone"
-        context = _context_kind(text, start)
-        if context == "phone" and phones.is_valid_national("HK", digits):
+        if not phone_ok and head not in "157":
+            return None
+        context = kind_before(text, start)
+        if context == "phone" and phone_ok:
             return "phone"
         if context == "macau" and head in "157":
             return "macau_id"
         return None
     if n > 20:
         return None
-    context = _context_kind(text, start)
+    context = kind_before(text, start)
     if context == "bank" and not _DATE_LIKE.fullmatch(value):
         return "bank_account"
     if context == "passport" and n == 9:
@@ -353,25 +369,21 @@ def _local_phone(digits: str, *, grouped: bool) -> bool:
     """A mainland mobile (11 digits, 1[3-9]...) or a Hong Kong number written 4-4."""
     n = len(digits)
     if n == 11 and digits[0] == "1" and digits[1] in "3456789":
-        return phones.is_valid_national("CN", digits)
+        return _cn_valid(digits)
     if n == 8 and grouped:
-        return phones.is_valid_national("HK", digits)
+        return _hk_valid(digits)
     return False
 
 
-def _four_four(value: str) -> bool:
-    return len(value) == 9 and value[4] in " -" and value[:4].isdigit() and value[5:].isdigit()
-
-
-def _group_ends(text: str, m: re.Match[str]) -> list[int]:
-    """Ends of a `+...` match, whole first, then dropping trailing digit groups."""
-    ends = [m.end()]
-    value = m.group()
+def _shorter_ends(value: str) -> list[int]:
+    """Ends within a `+...` match that drop one, two, ... trailing digit groups, longest
+    first; separators before a dropped group go too, and at least `+` and 4 more remain."""
+    ends = []
     for g in reversed(list(_GROUP.finditer(value))[1:]):
-        cut = m.start() + g.start()
-        while cut > m.start() and text[cut - 1] in " -.(":
+        cut = g.start()
+        while cut > 0 and value[cut - 1] in " -.(":
             cut -= 1
-        if cut - m.start() >= 5:
+        if cut >= 5:
             ends.append(cut)
     return ends
 
@@ -392,20 +404,40 @@ HANDLERS: dict[str, Callable[[str, re.Match[str], list[Found]], None]] = {
 }
 
 
-def find_all(text: str) -> list[Found]:
-    """Every validated value in `text` (already width-folded), possibly overlapping."""
+def _scan(text: str, *, folded: bool) -> list[Found] | None:
+    """Every validated value in `text`; None when it meets a full-width letter or digit
+    and `text` has not been `folded` yet."""
     out: list[Found] = []
     handlers = HANDLERS
-    search = MASTER.search
     pos = 0
-    while (m := search(text, pos)) is not None:
-        kind = m.lastgroup
-        before = len(out)
-        handlers[kind](text, m, out)  # type: ignore[index]
-        pos = m.end()
-        if len(out) > before:
-            # A shape may have joined a value and the start of the next one ("6212… 4111 1111
-            # 1111 1111", "+852 9123 4567 192.168.1.1") and kept only the first: look again
-            # right after the last value taken (always moving forward).
-            pos = max(m.start() + 1, min(pos, max(found[1] for found in out[before:])))
-    return out
+    while True:
+        for m in MASTER.finditer(text, pos):
+            kind = m.lastgroup
+            if kind == "wide":
+                if folded:
+                    continue
+                return None
+            before = len(out)
+            handlers[kind](text, m, out)  # type: ignore[index]
+            taken = len(out) - before
+            if taken:
+                # A shape may have joined a value and the start of the next one ("6212…
+                # 4111 1111 1111 1111", "+852 9123 4567 192.168.1.1") and kept only the
+                # first: look again right after the last value taken (always forward).
+                last = out[-1][1] if taken == 1 else max(found[1] for found in out[before:])
+                if last < m.end():
+                    pos = max(m.start() + 1, last)
+                    break
+        else:
+            return out
+
+
+def find_all(text: str) -> list[Found]:
+    """Every validated value in `text`, possibly overlapping, offsets into `text`.
+
+    Full-width forms are read as ASCII (`text.fold_width`, same length, so the offsets hold).
+    """
+    found = _scan(text, folded=False)
+    if found is None:
+        found = _scan(fold_width(text), folded=True)
+    return found or []

@@ -18,7 +18,6 @@ from typing import NamedTuple
 
 from harbourgate.privacy.classes import CLASSES, check_classes, class_rank
 from harbourgate.privacy.recognizers import Found, find_all
-from harbourgate.privacy.text import fold_width
 
 
 class Span(NamedTuple):
@@ -105,7 +104,7 @@ class Scanner:
 
     def find(self, text: str) -> list[Found]:
         """(start, end, class) of every value of the scanner's classes, in text order."""
-        kept = resolve(find_all(fold_width(text)))
+        kept = resolve(find_all(text))
         if self._all:
             return kept
         wanted = self.classes

@@ -9,6 +9,8 @@ import click
 
 from harbourgate.cli.common import InputError
 
+SDKS = ("openai", "anthropic")
+
 
 @click.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -27,7 +29,14 @@ def demo(data_dir: Path | None, keep: bool, phase_seconds: float, workers: int) 
     the directive mid-run, revokes it, and verifies the audit log. Exit 0 when the story
     held, 1 otherwise (with what did not hold).
     """
-    from harbourgate.demo import DemoError, run_demo
+    try:
+        from harbourgate.demo import DemoError, run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name not in SDKS:
+            raise
+        raise InputError(f"the demo drives the gateway with the official OpenAI and Anthropic "
+                         f"SDKs, and {exc.name!r} is not installed: pip install "
+                         f"{' '.join(SDKS)}") from None
 
     try:
         result = run_demo(data_dir=data_dir, keep=keep, phase_seconds=phase_seconds,

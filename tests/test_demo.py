@@ -81,6 +81,7 @@ def story() -> Iterator[tuple[demo.DemoResult, str, Path]]:
     yield result, out.getvalue(), made[0]
 
 
+@pytest.mark.e2e
 def test_the_story_holds_and_exits_0(story: tuple[demo.DemoResult, str, Path]) -> None:
     result, output, _ = story
     assert result.problems == []
@@ -88,6 +89,7 @@ def test_the_story_holds_and_exits_0(story: tuple[demo.DemoResult, str, Path]) -
     assert "The story held" in output
 
 
+@pytest.mark.e2e
 def test_every_caller_is_seen_in_every_phase(story: tuple[demo.DemoResult, str, Path]) -> None:
     result, _, _ = story
     phases = result.by_phase()
@@ -96,6 +98,7 @@ def test_every_caller_is_seen_in_every_phase(story: tuple[demo.DemoResult, str, 
             assert any(o.caller == c for o in phases[phase]), (phase, c.label)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("phase", ["before", "after"])
 def test_without_the_directive_everyone_gets_the_model_they_asked_for(
         story: tuple[demo.DemoResult, str, Path], phase: str) -> None:
@@ -107,6 +110,7 @@ def test_without_the_directive_everyone_gets_the_model_they_asked_for(
         assert o.policy is not None and DIRECTIVE.id not in demo.directives_in(o.policy)
 
 
+@pytest.mark.e2e
 def test_under_the_directive_exactly_the_named_users_are_cut_off(
         story: tuple[demo.DemoResult, str, Path]) -> None:
     result, _, _ = story
@@ -130,6 +134,7 @@ def test_under_the_directive_exactly_the_named_users_are_cut_off(
                                      "with nationality US")
 
 
+@pytest.mark.e2e
 def test_while_a_change_lands_answers_are_old_or_new_never_failures(
         story: tuple[demo.DemoResult, str, Path]) -> None:
     result, _, _ = story
@@ -143,6 +148,7 @@ def test_while_a_change_lands_answers_are_old_or_new_never_failures(
             assert got in (old, (status, decision, what)), o.describe()
 
 
+@pytest.mark.e2e
 def test_unaffected_callers_never_fail(story: tuple[demo.DemoResult, str, Path]) -> None:
     result, output, _ = story
     total, failed = demo.unaffected_failures(result)
@@ -150,6 +156,7 @@ def test_unaffected_callers_never_fail(story: tuple[demo.DemoResult, str, Path])
     assert f"0 failed requests of {total}, across all phases" in output
 
 
+@pytest.mark.e2e
 def test_propagation_is_measured_both_ways(story: tuple[demo.DemoResult, str, Path]) -> None:
     result, output, _ = story
     assert result.issue is not None and result.revoke is not None
@@ -163,6 +170,7 @@ def test_propagation_is_measured_both_ways(story: tuple[demo.DemoResult, str, Pa
     assert "Propagation (from the admin call's answer)" in output
 
 
+@pytest.mark.e2e
 def test_the_audit_log_verifies_against_the_fetched_checkpoint(
         story: tuple[demo.DemoResult, str, Path]) -> None:
     result, output, _ = story
@@ -177,6 +185,7 @@ def test_the_audit_log_verifies_against_the_fetched_checkpoint(
     assert "harbourgate audit verify: verified" in output
 
 
+@pytest.mark.e2e
 def test_the_output_tells_the_story(story: tuple[demo.DemoResult, str, Path]) -> None:
     _, output, _ = story
     for text in ("Phase 1 · before the directive", "Phase 2 · directive in force",
@@ -188,6 +197,7 @@ def test_the_output_tells_the_story(story: tuple[demo.DemoResult, str, Path]) ->
         assert text in output
 
 
+@pytest.mark.e2e
 def test_the_temporary_directory_is_removed(story: tuple[demo.DemoResult, str, Path]) -> None:
     result, output, workdir = story
     assert result.data_dir is None
@@ -197,6 +207,7 @@ def test_the_temporary_directory_is_removed(story: tuple[demo.DemoResult, str, P
 
 # -- when it cannot run ---------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_a_gateway_that_does_not_start_is_reported_with_its_log(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARBOURGATE_POLICY_PACKS", "[no-such-pack]")
@@ -212,6 +223,7 @@ def test_a_gateway_that_does_not_start_is_reported_with_its_log(
     assert result.outcomes == []
 
 
+@pytest.mark.e2e
 def test_a_process_that_cannot_even_run_is_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo, "HARBOURGATE",
@@ -245,6 +257,7 @@ def test_the_command_checks_its_options() -> None:
     assert "--phase-seconds" in got.output
 
 
+@pytest.mark.e2e
 def test_sigterm_stops_the_demo_and_its_processes() -> None:
     """A demo stopped mid-run leaves nothing listening."""
     proc = subprocess.Popen(

@@ -3,15 +3,37 @@ within a second (each worker polls the state version)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_TOKEN, Process, gateway_config, start_gateway
+from tests.e2e.conftest import (
+    ADMIN_TOKEN,
+    HARBOURGATE,
+    Process,
+    free_port,
+    gateway_config,
+    start_gateway,
+)
 
 pytestmark = pytest.mark.e2e
+
+
+SHIPPED = (Path(__file__).resolve().parents[2] / "src/harbourgate/policy/packs/"
+           "export-directives/directives/us-doc-2026-06-12.yaml")
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*HARBOURGATE, *args], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "HARBOURGATE_ADMIN_TOKEN": ADMIN_TOKEN})
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def chat(url: str, key: str) -> httpx.Response:
@@ -48,13 +70,9 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
         while len(pids) < 2:  # learn both workers' process ids
             pids.add(httpx.get(gw.url + "/readyz").json()["process"])
             assert time.monotonic() - revoked_at < 10
-        directive = httpx.post(gw.url + "/admin/v1/directives", headers=admin, json={
-            "authority": "US Department of Commerce", "citation": "Order of 2026-06-12",
-            "title": "US only", "models": ["fable-5"], "permit_only": {"nationality": ["US"]},
-            "effective_from": "2026-06-12T00:00:00Z", "effective_until": None})
-        assert directive.status_code == 201, directive.text
+        issued = cli("directive", "issue", str(SHIPPED), "--url", gw.url, "--json")
         issued_at = time.monotonic()
-        ident = directive.json()["id"]
+        ident = json.loads(issued.stdout)["id"]
         seen: dict[int, float] = {}
         while set(seen) != pids:
             ready = httpx.get(gw.url + "/readyz").json()
@@ -63,5 +81,14 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
             assert time.monotonic() - issued_at < 5, "the directive never reached every worker"
         print("\ndirective in force per worker after the POST returned: " + ", ".join(
             f"{1000 * t:.1f} ms" for t in sorted(seen.values())))
+
+        listed = json.loads(cli("directive", "list", "--url", gw.url, "--json").stdout)["data"]
+        assert [d["id"] for d in listed if d["status"] == "issued"] == [ident]
+        cli("directive", "revoke", ident, "--url", gw.url)
+        refused = cli("directive", "revoke", "dir_unknown", "--url", gw.url, check=False)
+        assert refused.returncode == 2 and "dir_unknown" in refused.stderr
+        gone = cli("directive", "list", "--url", f"http://127.0.0.1:{free_port()}",
+                   check=False)
+        assert gone.returncode == 2 and "cannot reach" in gone.stderr.lower()
     finally:
         gw.stop()

@@ -402,7 +402,7 @@ class Gateway:
         self._observe(call)
         out = call.headers(audit_id)
         if call.stream:
-            return await self._stream(send, call, result, out)
+            return await self._stream(send, receive, call, result, out)
         if call.session is not None:
             map_strings(result, call.session.restore)
         await _respond(send, 200, orjson.dumps(result), out)
@@ -462,14 +462,17 @@ class Gateway:
 
     # -- answering ----------------------------------------------------------------------
 
-    async def _stream(self, send: Send, call: _Call, events: Any,
+    async def _stream(self, send: Send, receive: Receive, call: _Call, events: Any,
                       headers: list[tuple[bytes, bytes]]) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"), *headers]})
         restore = _StreamRestore(call.shape, call.session) if call.session else None
+        gone = asyncio.ensure_future(receive())  # completes with http.disconnect
         try:
             async for event in events:
+                if gone.done():  # the client left: stop paying for the upstream's tokens
+                    break
                 if restore is not None:
                     for ready in restore.before(event):
                         await self._send_event(send, ready)
@@ -494,6 +497,7 @@ class Gateway:
         except OSError:  # the client went away; stop reading the upstream
             pass
         finally:
+            gone.cancel()
             close = getattr(events, "aclose", None)
             if close is not None:
                 await close()

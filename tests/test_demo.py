@@ -163,7 +163,7 @@ def test_propagation_is_measured_both_ways(story: tuple[demo.DemoResult, str, Pa
     for p in (result.issue, result.revoke):
         assert p.first_answer_s is not None and p.first_answer_s >= 0
         assert p.header_s is not None and p.header_s >= 0
-        assert p.polls >= 5
+        assert p.stale_polls >= 0
     # GET /v1/models lists only what this (unattested) caller may use now
     assert result.issue.models == ("glm-5.2", "qwen-local")
     assert result.revoke.models == ROUTES
@@ -394,7 +394,7 @@ def _judged(outcomes: list[demo.Outcome], **kw: object) -> list[str]:
                                             "revoke_sent": 20.0, "revoke_confirmed": 21.0})
     fields: dict[str, object] = {
         "outcomes": outcomes, "timeline": timeline, "directive": DIRECTIVE,
-        "issue": demo.Propagation(0.01, 0.01, 5), "revoke": demo.Propagation(0.01, 0.01, 5),
+        "issue": demo.Propagation(0.01, 0.01, 0), "revoke": demo.Propagation(0.01, 0.01, 0),
         "verify_exit": 0}
     fields.update(kw)
     return demo.check(demo.DemoResult(**fields))  # type: ignore[arg-type]
@@ -442,7 +442,7 @@ def test_check_names_an_affected_caller_still_served_under_the_directive() -> No
 
 def test_check_names_what_was_not_shown_and_not_verified() -> None:
     missing = [o for o in _complete() if not (o.caller == demo.CALLERS[0] and o.started > 20)]
-    assert _judged(missing, revoke=demo.Propagation(None, 0.01, 5), verify_exit=1,
+    assert _judged(missing, revoke=demo.Propagation(None, 0.01, 0), verify_exit=1,
                    verify_output="FAIL leaf: entry 3 does not match") == [
         "after: lantau-research · US national · openai → fable-5 sent no request that fits "
         "the phase, so the story is not shown for it",

@@ -311,7 +311,7 @@ class Propagation:
 
     first_answer_s: float | None  # first request answered under the new state
     header_s: float | None  # first `X-Harbourgate-Policy` header showing the new state
-    polls: int  # how many header polls it took
+    stale_polls: int  # header polls answered under the old state first (0: in effect at once)
     models: tuple[str, ...] = ()  # what GET /v1/models then lists for an unattested user
 
 
@@ -577,7 +577,7 @@ class PolicySeen:
     """What polling `GET /v1/models` saw: when the change showed, and the models listed."""
 
     first_s: float | None  # seconds from the admin call's answer; None: never confirmed
-    polls: int
+    stale: int  # polls answered with the old state before the first showing the new one
     models: tuple[str, ...] = ()
 
 
@@ -586,7 +586,7 @@ async def _poll_policy(base_url: str, key: str, directive_id: str, *, present: b
     """Poll `GET /v1/models` on fresh connections (so every worker is asked) until
     `confirmations` answers in a row show the directive in force (or gone)."""
     first: float | None = None
-    streak = polls = 0
+    streak = polls = stale = 0
     deadline = since + PROPAGATION_TIMEOUT_S
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=2.0,
@@ -598,15 +598,20 @@ async def _poll_policy(base_url: str, key: str, directive_id: str, *, present: b
                 seen = directive_id in directives_in(r.headers.get("x-harbourgate-policy"))
                 if seen == present:
                     if first is None:
-                        first = time.monotonic() - since
+                        first, stale = time.monotonic() - since, polls - 1
                     streak += 1
                     if streak >= confirmations:
                         models = tuple(m["id"] for m in r.json().get("data", []))
-                        return PolicySeen(first, polls, models)
+                        return PolicySeen(first, stale, models)
                 else:
                     first, streak = None, 0
             await asyncio.sleep(0.002)
     return PolicySeen(None, polls)
+
+
+def _seen(seen: PolicySeen) -> str:
+    when = "the first poll" if seen.stale == 0 else f"poll {seen.stale + 1}"
+    return f"{when} after the admin call answered showed it, {_ms(seen.first_s)} later"
 
 
 def _first_changed(outcomes: Sequence[Outcome], sent: float, answered: float,
@@ -810,9 +815,9 @@ async def _traffic(run: _Run, gateway: Process, keys: dict[str, str],
         if on.first_s is None:
             raise DemoError(f"no X-Harbourgate-Policy header named {directive_id} within "
                             f"{PROPAGATION_TIMEOUT_S:g} s of issuing it")
-        run.say(f"X-Harbourgate-Policy names {directive_id} {on.first_s * 1000:.1f} ms after "
-                f"the POST answered ({confirmations} answers in a row); GET /v1/models for an "
-                f"unattested user of {RESEARCH.id} now lists {', '.join(on.models) or 'nothing'}")
+        run.say(f"X-Harbourgate-Policy names {directive_id}: {_seen(on)}; GET /v1/models for "
+                f"an unattested user of {RESEARCH.id} now lists "
+                f"{', '.join(on.models) or 'nothing'}")
         run.say(f"[bold]phase 2[/]: the directive is in force, for {run.phase_s:g} s")
         await asyncio.sleep(run.phase_s)
 
@@ -830,8 +835,8 @@ async def _traffic(run: _Run, gateway: Process, keys: dict[str, str],
         if off.first_s is None:
             raise DemoError(f"X-Harbourgate-Policy still named {directive_id} "
                             f"{PROPAGATION_TIMEOUT_S:g} s after revoking it")
-        run.say(f"X-Harbourgate-Policy no longer names it {off.first_s * 1000:.1f} ms after "
-                f"the DELETE answered; GET /v1/models lists {', '.join(off.models)} again")
+        run.say(f"X-Harbourgate-Policy no longer names it: {_seen(off)}; GET /v1/models "
+                f"lists {', '.join(off.models)} again")
         run.say(f"[bold]phase 3[/]: back to normal, for {run.phase_s:g} s")
         await asyncio.sleep(run.phase_s)
     finally:
@@ -851,11 +856,11 @@ async def _traffic(run: _Run, gateway: Process, keys: dict[str, str],
     result.issue = Propagation(
         _first_changed(result.outcomes, marks["issue_sent"], issued,
                        lambda o: affected(o) and o.decision in ("reroute", "deny")),
-        on.first_s, on.polls, on.models)
+        on.first_s, on.stale, on.models)
     result.revoke = Propagation(
         _first_changed(result.outcomes, marks["revoke_sent"], revoked,
                        lambda o: affected(o) and o.decision == "allow"),
-        off.first_s, off.polls, off.models)
+        off.first_s, off.stale, off.models)
     run.say(f"traffic stopped: {len(result.outcomes)} requests")
 
 
@@ -1036,9 +1041,10 @@ def _print_figures(console: Console, result: DemoResult) -> None:
     table.add_column("change")
     table.add_column("first affected answer changed", justify="right")
     table.add_column("X-Harbourgate-Policy changed", justify="right")
+    table.add_column("polls still showing the old state", justify="right")
     for name, p in (("directive issued", result.issue), ("directive revoked", result.revoke)):
         if p is not None:
-            table.add_row(name, _ms(p.first_answer_s), _ms(p.header_s))
+            table.add_row(name, _ms(p.first_answer_s), _ms(p.header_s), str(p.stale_polls))
     console.print(table)
     total, failed = unaffected_failures(result)
     style = "green" if failed == 0 else "red"

@@ -287,3 +287,24 @@ def test_shared_calling_codes_accept_each_region() -> None:
     assert phones.is_valid_international("14165550123") == phones.reference_is_valid(
         "+14165550123")                                       # CA, same code
     assert not phones.is_valid_international("4400")
+
+
+def test_fast_phone_check_agrees_on_every_region_and_type() -> None:
+    """Each region's example numbers of every type, and each one digit longer and shorter."""
+    types = [t for t in vars(phonenumbers.PhoneNumberType).values() if isinstance(t, int)]
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in types:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            code, national = example.country_code, str(example.national_number)
+            for variant in filter(None, (national, national + "1", national[:-1])):
+                number = phonenumbers.PhoneNumber(country_code=code, national_number=int(variant))
+                reference = phonenumbers.is_valid_number(number)
+                assert phones.is_valid_international(f"{code}{variant}") == reference, (
+                    region, kind, variant)
+                if phonenumbers.region_code_for_number(number) == region:
+                    assert phones.is_valid_national(region, variant) == reference
+                checked += 1
+    assert checked > 1000

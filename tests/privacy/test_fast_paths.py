@@ -13,8 +13,9 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harbourgate.privacy import Scanner, checks
+from harbourgate.privacy import CLASSES, Scanner, checks
 from harbourgate.privacy.context import WINDOW, kind_before, passport_before
+from harbourgate.privacy.scanner import resolve
 from harbourgate.privacy.text import fold_width
 
 SCANNER = Scanner()
@@ -135,3 +136,22 @@ def test_ipv4_pattern_is_ipaddress(value: str) -> None:
     except ValueError:
         expected = False
     assert checks.is_ipv4(value) == expected
+
+
+# ---- overlap resolution ---------------------------------------------------------------------
+
+spans = st.lists(
+    st.tuples(st.integers(0, 30), st.integers(1, 8), st.sampled_from(CLASSES)).map(
+        lambda t: (t[0], t[0] + t[1], t[2])),
+    max_size=12,
+)
+
+
+@given(spans)
+def test_resolve_keeps_what_the_greedy_definition_keeps(found: list[tuple[int, int, str]]) -> None:
+    """Longest first, then the more specific class, then the earlier start; sorted by start."""
+    kept: list[tuple[int, int, str]] = []
+    for item in sorted(found, key=lambda f: (f[0] - f[1], CLASSES.index(f[2]), f[0])):
+        if all(item[1] <= k[0] or k[1] <= item[0] for k in kept):
+            kept.append(item)
+    assert resolve(list(found)) == sorted(kept)

@@ -18,10 +18,13 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata
 
+# Valid means valid as any type, so the order changes no answer, only the time: the usual
+# types first, so that most valid numbers stop at the first or second alternative.
 _TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-    "voicemail", "fixed_line", "mobile",
+    "mobile", "fixed_line", "premium_rate", "toll_free", "shared_cost", "voip",
+    "personal_number", "pager", "uan", "voicemail",
 )
+
 
 def _with_lengths(desc: object) -> str | None:
     """The description's pattern, guarded by its possible lengths, as one regex source."""
@@ -43,7 +46,9 @@ def _region(region: str) -> re.Pattern[str] | None:
     types = [t for t in (_with_lengths(getattr(metadata, n, None)) for n in _TYPES) if t]
     if general is None or not types:
         return None
-    return re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(types)})")
+    # ASCII: `\d` is [0-9] (the metadata writes digits as `\d`), checked faster than the
+    # Unicode digit category; callers pass ASCII digits.
+    return re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(types)})", re.ASCII)
 
 
 def national_check(region: str) -> Callable[[str], bool]:
@@ -56,7 +61,7 @@ def national_check(region: str) -> Callable[[str], bool]:
 
 
 def is_valid_national(region: str, number: str) -> bool:
-    """True when `number` (digits, no national prefix) is a valid number of `region`."""
+    """True when `number` (ASCII digits, no national prefix) is a valid number of `region`."""
     compiled = _region(region)
     return compiled is not None and compiled.fullmatch(number) is not None
 
@@ -71,7 +76,7 @@ def _calling_code(code: int) -> re.Pattern[str] | None:
     ]
     if not patterns:
         return None
-    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.ASCII)
 
 
 # The leading digits that name a calling code, as `int(digits[:size])` reads them: "852",

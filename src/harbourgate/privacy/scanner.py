@@ -13,7 +13,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import NamedTuple
 
 from harbourgate.privacy.classes import CLASSES, check_classes, class_rank
@@ -61,6 +61,9 @@ class Profile:
 
 
 _EMPTY = Profile()
+# Span(part, start, end, kind) without the Python-level `__new__` of a NamedTuple: a span
+# is made for every value found, so this is on the hot path.
+_span = partial(tuple.__new__, Span)
 
 
 def resolve(found: list[Found]) -> list[Found]:
@@ -68,10 +71,15 @@ def resolve(found: list[Found]) -> list[Found]:
 
     Returns the kept spans sorted by start. Linear when nothing overlaps (the usual case).
     """
-    if not found:
+    if len(found) < 2:
         return found
     found.sort()
-    if all(found[i][1] <= found[i + 1][0] for i in range(len(found) - 1)):
+    end = found[0][1]
+    for i in range(1, len(found)):
+        if found[i][0] < end:
+            break
+        end = found[i][1]
+    else:
         return found
     order = sorted(found, key=lambda f: (f[0] - f[1], class_rank(f[2]), f[0]))
     starts: list[int] = []
@@ -115,14 +123,14 @@ class Scanner:
         found = self.find(text)
         if not found:
             return _EMPTY
-        return Profile(tuple(Span(0, s, e, k) for s, e, k in found))
+        return Profile(tuple([_span((0, s, e, k)) for s, e, k in found]))
 
     def scan_many(self, texts: Iterable[str]) -> Profile:
         """One profile over several texts (the messages and parts of one request)."""
         spans: list[Span] = []
         for part, text in enumerate(texts):
             if text:
-                spans.extend(Span(part, s, e, k) for s, e, k in self.find(text))
+                spans.extend([_span((part, s, e, k)) for s, e, k in self.find(text)])
         return Profile(tuple(spans))
 
     def __repr__(self) -> str:

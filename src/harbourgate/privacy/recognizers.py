@@ -43,6 +43,23 @@ _NAME_ZH = r"[\u4e00-\u9fff]{2,4}"
 
 # (shape name, first characters, characters that must not precede the first, rest)
 _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
+    # Digit-led shapes first: digits are by far the most frequent first characters, and the
+    # groups' look-behinds are tried in this order. Groups have disjoint first characters,
+    # so the order changes no match; within the digit group ip4 and num (not after a letter
+    # or digit) exclude id and iban (after capitals), and id stays before iban since both
+    # match "AB123456789".
+    ("ip4", "0-9", _AN + ".", r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])"),
+    ("num", "0-9", _AN,
+     r"(?:[ \-]?[0-9]){5,22}(?:[Xx]|\s?[(（][0-9][)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
+    # Letter-led identifiers are anchored at their first digit (uppercase letters are far
+    # too common in English to start a match at): the look-behinds require one or two
+    # capitals before it, themselves not preceded by a letter or digit.
+    ("id", "0-9", None,
+     r"(?<=[A-Z].)(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
+     r"[0-9]{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
+    ("iban", "0-9", None,
+     r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)[0-9](?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+     r"(?![A-Za-z0-9])"),
     ("title", "MDP", "A-Za-z",
      r"(?:(?<=M)(?:rs|r|s|iss|x)|(?<=D)r|(?<=P)rof)\.?[ ]{1,2}(?P<v_title>" + _NAME_EN + ")"),
     ("label_en", "NF", "A-Za-z",
@@ -61,18 +78,6 @@ _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
      r"[ ]?[0-9]{1,3}(?:[ \-.]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,5}(?![0-9])"),
     ("paren", "(（", None,
      r"\+?[0-9]{1,4}[)）][ \-]?[0-9]{2,5}(?:[ \-]?[0-9]{2,5}){1,3}(?![0-9])"),
-    # Letter-led identifiers are anchored at their first digit (uppercase letters are far
-    # too common in English to start a match at): the look-behinds require one or two
-    # capitals before it, themselves not preceded by a letter or digit.
-    ("id", "0-9", None,
-     r"(?<=[A-Z].)(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
-     r"[0-9]{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
-    ("iban", "0-9", None,
-     r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)[0-9](?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
-     r"(?![A-Za-z0-9])"),
-    ("ip4", "0-9", _AN + ".", r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])"),
-    ("num", "0-9", _AN,
-     r"(?:[ \-]?[0-9]){5,22}(?:[Xx]|\s?[(（][0-9][)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
     # A full-width letter or digit: the text must be folded first (see the module doc).
     ("wide", WIDE_ALNUM, None, ""),
 )

@@ -224,6 +224,22 @@ def test_a_gateway_that_does_not_start_is_reported_with_its_log(
 
 
 @pytest.mark.e2e
+def test_a_directive_the_gateway_refuses_stops_the_story_with_its_answer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    odd = demo.Directive.from_dict({**DIRECTIVE.to_dict(), "models": ["fable-5", "fable-6"]})
+    monkeypatch.setattr(demo, "load_directive_file", lambda path: odd)
+    out = io.StringIO()
+    result = demo.run_demo(phase_seconds=0.5, console=Console(file=out, width=250))
+    assert result.exit_code == 1
+    assert result.problems[0].startswith("POST /admin/v1/directives answered 400: ")
+    assert "fable-6" in result.problems[0]
+    assert result.outcomes  # phase 1 ran, and is shown
+    assert result.stopped_by == result.problems[0] and len(result.problems) == 1
+    assert "The story did not run to the end" in out.getvalue()
+    assert "Phase 1 · before the directive" in out.getvalue()
+
+
+@pytest.mark.e2e
 def test_a_process_that_cannot_even_run_is_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo, "HARBOURGATE",

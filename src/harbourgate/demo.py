@@ -329,6 +329,7 @@ class DemoResult:
     verify_output: str = ""
     verify_exit: int | None = None
     problems: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # what cut the run short (a DemoError), if anything
     data_dir: Path | None = None
 
     @property
@@ -383,12 +384,15 @@ class Process:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [*HARBOURGATE, *args], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops us in order
-                preexec_fn=_parent_death_signal())
+        try:
+            with log.open("wb") as out:
+                self.proc = subprocess.Popen(
+                    [*HARBOURGATE, *args], stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                    start_new_session=True,  # Ctrl-C reaches the demo, which stops us in order
+                    preexec_fn=_parent_death_signal())
+        except OSError as exc:
+            raise DemoError(f"cannot start {name}: {exc}") from None
 
     def wait_ready(self, path: str, timeout: float = START_TIMEOUT_S) -> None:
         """Until GET `path` answers below 500; a process that exits or hangs is a DemoError."""
@@ -648,8 +652,9 @@ def run_demo(*, data_dir: Path | str | None = None, keep: bool = False,
              console: Console | None = None) -> DemoResult:
     """Run the whole story and print its timeline; never raises for a failed story.
 
-    `data_dir`: where the configuration, logs and database go; it must be empty or new.
-    Without it a temporary directory is used and removed at the end unless `keep`.
+    `data_dir`: where the configuration, logs and database go; it must be empty or new
+    (a `DemoError` says so before anything starts). Without it a temporary directory is
+    used and removed at the end unless `keep`.
     `phase_seconds`: how long traffic runs in each of the three phases.
     """
     if console is None:
@@ -668,9 +673,9 @@ def run_demo(*, data_dir: Path | str | None = None, keep: bool = False,
     try:
         with _terminate_as_interrupt():
             _story(run)
-    except DemoError as exc:
+    except DemoError as exc:  # told in the verdict, after the processes are stopped
+        run.result.stopped_by = str(exc)
         run.result.problems.append(str(exc))
-        console.print(f"[bold red]Error[/]: {exc}")
     finally:
         for process in reversed(run.processes):
             process.stop()
@@ -985,17 +990,20 @@ def _verdict(run: _Run) -> None:
     """The tables, the figures and the verdict, after the processes are stopped."""
     console, result = run.console, run.result
     directive = result.directive
-    if directive is None or not result.outcomes:
+    phases = result.by_phase()
+    if directive is not None and result.outcomes:
+        console.print()
+        for phase in ("before", "during", "after"):
+            if phases[phase] or result.stopped_by is None:
+                console.print(_phase_table(PHASE_TITLES[phase], phases[phase], directive,
+                                           phase))
+    if directive is None or result.stopped_by is not None:
         hint = "" if result.data_dir is not None else \
             "\n(run again with --keep to keep the configuration and the logs)"
         console.print(Panel("\n".join(f"• {p}" for p in result.problems) + hint,
                             title="[bold red]The story did not run to the end[/]",
                             title_align="left", border_style="red"))
         return
-    phases = result.by_phase()
-    console.print()
-    for phase in ("before", "during", "after"):
-        console.print(_phase_table(PHASE_TITLES[phase], phases[phase], directive, phase))
     for phase, new, state in (("landing", directive, "already under the directive"),
                               ("lifting", None, "already back to normal")):
         moving = phases[phase]

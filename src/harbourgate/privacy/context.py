@@ -76,14 +76,17 @@ _PASSPORT = _compile(("passport",))
 
 def _window(text: str, start: int) -> int:
     """Where the context window before `start` begins: `WINDOW` back, or the line start."""
-    lo = max(0, start - WINDOW)
-    return max(lo, text.rfind("\n", lo, start) + 1)
+    lo = start - WINDOW if start > WINDOW else 0
+    line = text.rfind("\n", lo, start) + 1
+    return line if line > lo else lo
 
 
 def kind_before(text: str, start: int) -> str | None:
     """The kind of the last context word in the same line before `start`, if any."""
+    lo = start - WINDOW if start > WINDOW else 0
+    line = text.rfind("\n", lo, start) + 1
     kind = None
-    for m in _ANY.finditer(text, _window(text, start), start):
+    for m in _ANY.finditer(text, line if line > lo else lo, start):
         kind = m.lastgroup
     return kind
 

@@ -55,7 +55,7 @@ def national_check(region: str) -> Callable[[str], bool]:
     """`is_valid_national` for one region, bound once (for a caller's hot loop)."""
     compiled = _region(region)
     if compiled is None:
-        return lambda number: False
+        return _never
     fullmatch = compiled.fullmatch
     return lambda number: fullmatch(number) is not None
 
@@ -67,16 +67,21 @@ def is_valid_national(region: str, number: str) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _calling_code(code: int) -> re.Pattern[str] | None:
-    """One pattern for every region of a calling code: valid in any of them."""
+def _calling_code(code: int) -> Callable[[str], bool]:
+    """Valid in any region of a calling code: one pattern for all of them."""
     patterns = [
         compiled.pattern
         for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ())
         if (compiled := _region(region)) is not None
     ]
     if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.ASCII)
+        return _never
+    fullmatch = re.compile("|".join(f"(?:{p})" for p in patterns), re.ASCII).fullmatch
+    return lambda national: fullmatch(national) is not None
+
+
+def _never(number: str) -> bool:
+    return False
 
 
 # The leading digits that name a calling code, as `int(digits[:size])` reads them: "852",
@@ -94,16 +99,19 @@ def is_valid_international(digits: str) -> bool:
     """`digits` = country calling code + national number (what follows `+` or `00`)."""
     n = len(digits)
     for size in (1, 2, 3):
-        code = _CODE_PREFIXES.get(digits[:size]) if n > size else None
+        if n <= size:  # no national number left after the code
+            return False
+        code = _CODE_PREFIXES.get(digits[:size])
         if code is not None:
-            national = digits[size:]
-            # A trunk '0' written after the country code ("+44 (0)20 ...") is not part of
-            # the number, except in Italy and Côte d'Ivoire where it is.
-            if code not in (39, 225) and national.startswith("0"):
-                national = national[1:]
-            compiled = _calling_code(code)
-            return compiled is not None and compiled.fullmatch(national) is not None
-    return False
+            break
+    else:
+        return False
+    national = digits[size:]
+    # A trunk '0' written after the country code ("+44 (0)20 ...") is not part of the
+    # number, except in Italy and Côte d'Ivoire where it is.
+    if national[0] == "0" and code != 39 and code != 225:
+        national = national[1:]
+    return _calling_code(code)(national)
 
 
 def reference_is_valid(text: str, region: str | None = None) -> bool:

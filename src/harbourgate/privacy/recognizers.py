@@ -245,13 +245,13 @@ def _ip6(text: str, m: re.Match[str], out: list[Found]) -> None:
 def _plus(text: str, m: re.Match[str], out: list[Found]) -> None:
     start, end = m.span()
     value = m.group()
-    if phones.is_valid_international(value.translate(_NUMBER_SEPARATORS)):
+    if phones.is_valid_international(_digits_of(value[1:])):
         out.append((start, end, "phone"))
         return
     # Not valid whole: it may have joined a following number ("+852 9123 4567 2024"); try
     # without its trailing digit groups, longest first.
     for cut in _shorter_ends(value):
-        if phones.is_valid_international(value[:cut].translate(_NUMBER_SEPARATORS)):
+        if phones.is_valid_international(_digits_of(value[1:cut])):
             out.append((start, start + cut, "phone"))
             return
 
@@ -320,7 +320,7 @@ def _classify_digits(text: str, start: int, value: str) -> str | None:
     by their format, then classes that need a context word before the run, looked for only
     when the number could be of such a class.
     """
-    digits = value if value.isdigit() else value.translate(_NUMBER_SEPARATORS)
+    digits = value if value.isdigit() else _digits_of(value)
     n = len(digits)
     if n < 8:
         return None
@@ -368,6 +368,14 @@ def _classify_digits(text: str, start: int, value: str) -> str | None:
     if context == "passport" and n == 9:
         return "passport"
     return None
+
+
+def _digits_of(value: str) -> str:
+    """A `num` or `plus` value without its separators (the digits, and an `X`)."""
+    digits = value.replace(" ", "").replace("-", "")
+    if digits.isdigit():  # the usual writings: two `replace` calls, no table lookups
+        return digits
+    return value.translate(_NUMBER_SEPARATORS)
 
 
 def _local_phone(digits: str, *, grouped: bool) -> bool:

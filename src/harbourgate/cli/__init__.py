@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "redact": "harbourgate.cli.privacy:redact",
     "deid": "harbourgate.cli.privacy:deid",
     "directive": "harbourgate.cli.directive:directive",
+    "demo": "harbourgate.cli.demo:demo",
 }
 
 

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from harbourgate.audit import merkle
 from harbourgate.audit.merkle import ProofError
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "rfc6962"
-if not VECTORS.exists():
-    VECTORS = Path("/work/shared/testdata/rfc6962")
+# transparency-dev/merkle's vectors (Apache-2.0, LICENSE beside them), copied from shared/
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962"
 INCLUSION = sorted(VECTORS.glob("inclusion/**/*.json"))
 CONSISTENCY = sorted(VECTORS.glob("consistency/**/*.json"))
 

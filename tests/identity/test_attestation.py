@@ -27,7 +27,7 @@ from harbourgate.identity.attestation import (
 )
 from harbourgate.identity.jwks import URLJWKS, FileJWKS, StaticJWKS
 
-JOSE = Path("/work/shared/testdata/jose")
+JOSE = Path(__file__).resolve().parents[1] / "vectors" / "jose"  # RFC 8037 / RFC 7515 vectors
 ISSUER = "https://id.example"
 NOW = 1_781_222_400  # 2026-06-12T00:00:00Z
 

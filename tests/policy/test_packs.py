@@ -12,7 +12,10 @@ from harbourgate.policy.testing import find_test_files, load_test_file, run_test
 
 from .conftest import SHIPPED
 
-CITATIONS = Path("/work/shared/spec/CITATIONS.md")
+# The legal reference lives in shared/ beside the checkout (read-only, may grow).
+CITATIONS = next((p for p in (Path(__file__).resolve().parents[3] / "shared/spec/CITATIONS.md",
+                              Path("/work/shared/spec/CITATIONS.md")) if p.exists()),
+                 Path("/work/shared/spec/CITATIONS.md"))
 
 
 def test_every_pack_test_case_passes() -> None:

@@ -67,7 +67,8 @@ def render(report: dict[str, Any], out: Path) -> None:
 
 
 def _scaling(rows: list[dict[str, Any]], ax: Any) -> None:
-    labels = [r["label"] for r in rows]
+    labels = [r["label"].replace("Harbourgate, ", "HG ").replace("PostgreSQL + Redis", "PG+Redis")
+              .replace(" x 1 worker", "") for r in rows]
     values = [r["result"]["rps"] for r in rows]
     colours = [STYLE.get(r["name"], ("", "#7f7f7f", ""))[1] for r in rows]
     bars = ax.barh(labels, values, color=colours)

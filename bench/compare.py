@@ -554,8 +554,8 @@ def markdown(report: dict[str, Any]) -> str:
     parts = [
         "## Side by side: Harbourgate, LiteLLM proxy and the direct call",
         "",
-        "One command, `bench/run` (`bench/run --quick` for a smoke run of about a minute), "
-        "starts the stand-in upstream, Harbourgate and LiteLLM proxy on this machine and "
+        "One command, `bench/run` (`bench/run --quick` for a smoke run of one or two "
+        "minutes), starts the stand-in upstream, Harbourgate and LiteLLM proxy on this machine and "
         "drives each with `bench/loadgen.py`, a separate asyncio process, in interleaved "
         "rounds. *Added* is a proxy's percentile minus the direct call's at the same "
         "concurrency. CPU is user + system time of the server's whole process tree per "

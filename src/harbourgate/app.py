@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from typing import Any
@@ -145,6 +146,12 @@ class Harbourgate:
             log.exception("start-up failed")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
+        # Everything built so far (routes, policy, scanner tables, SDK modules) lives as long
+        # as the process: move it out of the collector's reach, so a full collection under
+        # load walks only what requests allocate (measured: gen2 pauses of 55-100 ms -> ~2 ms,
+        # which set p99 at concurrency 64).
+        gc.collect()
+        gc.freeze()
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         for task in self._tasks:

@@ -13,7 +13,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harbourgate.privacy import CLASSES, Scanner, checks
+from harbourgate.privacy import CLASSES, Scanner, checks, names
 from harbourgate.privacy.context import WINDOW, kind_before, passport_before
 from harbourgate.privacy.scanner import resolve
 from harbourgate.privacy.text import fold_width
@@ -155,3 +155,68 @@ def test_resolve_keeps_what_the_greedy_definition_keeps(found: list[tuple[int, i
         if all(item[1] <= k[0] or k[1] <= item[0] for k in kept):
             kept.append(item)
     assert resolve(list(found)) == sorted(kept)
+
+
+# ---- IPv6 as one pattern --------------------------------------------------------------------
+
+hextets = st.sampled_from(["", "0", "1", "ab", "abc", "FFFF", "12345", "g", "1.2.3.4", "256.1.1.1",
+                           "01.2.3.4", "1.2.3"])
+
+
+@settings(max_examples=500)
+@given(st.lists(hextets, min_size=1, max_size=10).map(":".join),
+       st.sampled_from(["", "%eth0", "%", "%a%b", "%x/y", "/64"]))
+def test_ipv6_pattern_is_ipaddress(address: str, suffix: str) -> None:
+    value = address + suffix
+    try:
+        ipaddress.IPv6Address(value)
+        parses = True
+    except ValueError:
+        parses = False
+    groups = [g for g in value.replace("::", ":").split(":") if g]
+    prose = len(groups) >= 3 or any(len(g) >= 3 for g in groups)
+    assert checks.is_ipv6(value) == (parses and prose)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF:.%", max_size=24))
+def test_ipv6_pattern_is_ipaddress_on_any_string(value: str) -> None:
+    try:
+        ipaddress.IPv6Address(value)
+        parses = True
+    except ValueError:
+        parses = False
+    if not parses:
+        assert not checks.is_ipv6(value)
+
+
+# ---- names before an honorific --------------------------------------------------------------
+
+
+def reference_name_before(text: str, end: int) -> int | None:
+    for size in (4, 3):
+        start = end - size
+        if start >= 0 and text[start:start + 2] in names.COMPOUND and all(
+                names.is_han(c) for c in text[start:end]):
+            return start
+    for size in (3, 2, 1):
+        start = end - size
+        if start < 0:
+            continue
+        chunk = text[start:end]
+        if chunk[0] in names.SINGLE and all(names.is_han(c) for c in chunk):
+            if size > 1 and chunk[0] in names.AFTER_NAME:
+                continue
+            return start
+    return None
+
+
+@given(st.text(alphabet="王陳歐陽司馬大文小女在的 x1，", max_size=8), st.data())
+def test_name_before_as_defined(text: str, data: st.DataObject) -> None:
+    end = data.draw(st.integers(0, len(text)))
+    assert names.name_before(text, end) == reference_name_before(text, end)
+
+
+def test_email_local_part_is_at_most_64_characters() -> None:
+    text = "x" * 70 + "@example.com"
+    assert SCANNER.find(text) == [(6, 82, "email")]
+    assert SCANNER.find("mail .john.doe@example.com") == [(6, 26, "email")]

@@ -61,19 +61,15 @@ def name_before(text: str, end: int) -> int | None:
     Looks back up to four characters for a compound surname, else up to three for a single
     surname, taking the longest that starts with a surname and is all Han characters.
     """
+    han = 0  # Han characters just before `end`, up to four
+    while han < 4 and han < end and "\u4e00" <= text[end - han - 1] <= "\u9fff":
+        han += 1
     for size in (4, 3):
-        start = end - size
-        if start >= 0 and text[start:start + 2] in COMPOUND and all(
-            is_han(c) for c in text[start:end]
-        ):
-            return start
+        if size <= han and text[end - size:end - size + 2] in COMPOUND:
+            return end - size
     for size in (3, 2, 1):
-        start = end - size
-        if start < 0:
-            continue
-        chunk = text[start:end]
-        if chunk[0] in SINGLE and all(is_han(c) for c in chunk):
-            if size > 1 and chunk[0] in AFTER_NAME:
-                continue
-            return start
+        if size <= han:
+            first = text[end - size]
+            if first in SINGLE and not (size > 1 and first in AFTER_NAME):
+                return end - size
     return None

@@ -44,7 +44,8 @@ def serve(config_path: str | None, host: str | None, port: int | None,
                f"Anthropic base_url http://{host}:{port}")
     uvicorn.run("harbourgate.app:create_app_from_env", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
+                log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
+                proxy_headers=False, server_header=False)
 
 
 @click.command("stand-in")

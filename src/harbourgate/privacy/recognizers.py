@@ -133,9 +133,9 @@ def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
     first, end = m.span()
     # One capital before the digits, or two with no letter or digit before them (the
     # pattern's look-behinds have checked that one of the two holds).
-    start = first - 2 if first >= 2 and "A" <= text[first - 2] <= "Z" and not _alnum_before(
-        text, first - 2) else first - 1
-    prefix = text[start:first]
+    two = first >= 2 and "A" <= text[first - 2] <= "Z" and not _alnum_before(text, first - 2)
+    start = first - 2 if two else first - 1
+    prefix = text[start:first]  # one or two capitals, and the digits ASCII: as is_hkid needs
     value = m.group()
     paren: str | None = None
     check: str | None = None
@@ -148,14 +148,14 @@ def _id(text: str, m: re.Match[str], out: list[Found]) -> None:
     else:
         digits = value
     if check is not None:  # HKID shape: 6 digits + check
-        if len(digits) == 6 and checks.is_hkid(prefix, digits, check):
+        if len(digits) == 6 and checks.hkid_check_digit(prefix, digits) == check:
             out.append((start, end, "hk_id"))
         elif paren is not None and passport_before(text, start):
             out.append((start, first + len(digits), "passport"))
         return
     if passport_before(text, start):
         out.append((start, end, "passport"))
-    elif len(digits) == 7 and checks.is_hkid(prefix, digits[:6], digits[6]):
+    elif len(digits) == 7 and checks.hkid_check_digit(prefix, digits[:6]) == digits[6]:
         out.append((start, end, "hk_id"))
 
 
@@ -281,11 +281,13 @@ def _ip4(text: str, m: re.Match[str], out: list[Found]) -> None:
 def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
     start = m.start()
     value = m.group()
-    cls = _classify_digits(text, start, value)
+    whole = value.isdigit()
+    digits = value if whole else _digits_of(value)
+    cls = _classify_digits(text, start, value, digits)
     if cls is not None:
         out.append((start, m.end(), cls))
         return
-    if value.isdigit():  # one unbroken block: no parts to try
+    if whole or len(digits) < 9:  # one block; or no part of 8 digits beside another group
         return
     # The run may join several values ("card 4111 1111 1111 1111 2024", "call 13812345678
     # 2 times"): try its parts, longest first, leftmost first. A part of several groups is
@@ -309,20 +311,21 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
                 continue
             if any(lo < t_hi and t_lo < hi for t_lo, t_hi in taken):
                 continue
-            cls = _classify_digits(text, start + lo, value[lo:hi])
+            part = value[lo:hi]
+            cls = _classify_digits(text, start + lo, part, _digits_of(part))
             if cls in _SUBRUN_CLASSES or (size == 1 and cls is not None):
                 taken.append((lo, hi))
                 out.append((start + lo, start + hi, cls))  # type: ignore[arg-type]
 
 
-def _classify_digits(text: str, start: int, value: str) -> str | None:
-    """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is.
+def _classify_digits(text: str, start: int, value: str, digits: str) -> str | None:
+    """Decide what a run of digits (with spaces/hyphens, maybe `X` or `(8)`) is; `digits`
+    is `value` without its separators.
 
     Checks run cheapest and most certain first: check-digit classes, then phone numbers
     by their format, then classes that need a context word before the run, looked for only
     when the number could be of such a class.
     """
-    digits = value if value.isdigit() else _digits_of(value)
     n = len(digits)
     if n < 8:
         return None

@@ -31,9 +31,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faker import Faker
+# Run as a script, this file's folder leads sys.path, and a sibling named like a standard
+# module (bench/profile.py) would shadow it: spaCy, under Presidio, imports cProfile, which
+# imports profile. Nothing here is imported from bench/, so take the folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-from harbourgate.privacy import CLASSES, Scanner, checks, phones
+from faker import Faker  # noqa: E402
+
+from harbourgate.privacy import CLASSES, Scanner, checks, phones  # noqa: E402
 
 # ---- value generators: (value, is_valid) -------------------------------------------------
 

@@ -308,3 +308,24 @@ def test_fast_phone_check_agrees_on_every_region_and_type() -> None:
                     assert phones.is_valid_national(region, variant) == reference
                 checked += 1
     assert checked > 1000
+
+
+@given(st.text("0123456789", min_size=13, max_size=19))
+def test_payment_card_is_scheme_and_luhn(digits: str) -> None:
+    assert checks.is_payment_card(digits) == (
+        reference_card_scheme(digits) is not None and reference_luhn(digits))
+
+
+@pytest.mark.parametrize("year", [1900, 1999, 2000, 2023, 2024])
+def test_cn_id_every_month_and_day(year: int) -> None:
+    """Each "MMDD" from 0000 to 1399 is a birth date exactly when datetime says it is."""
+    for month in range(14):
+        for day in range(100):
+            first17 = f"110101{year}{month:02d}{day:02d}123"
+            try:
+                dt.date(year, month, day)
+                real = True
+            except ValueError:
+                real = False
+            value = first17 + reference_cn_check(first17)
+            assert checks.is_cn_id(value) == real, value

@@ -11,6 +11,7 @@ in the tests, which check these against them.
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
 import re
 
@@ -60,6 +61,12 @@ _CN_PROVINCE_PREFIXES = frozenset(str(code) for code in CN_PROVINCES)
 # Birth years before this one are in the past whatever today is (the year only grows), so
 # most IDs need no call to `date.today()`.
 _YEAR_AT_IMPORT = f"{_dt.date.today().year:04d}"
+# Every real month and day as "MMDD" (0229 included: leap years are checked apart).
+_MONTH_DAYS = frozenset(
+    f"{month:02d}{day:02d}"
+    for month, days in enumerate((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1)
+    for day in range(1, days + 1)
+)
 
 
 def cn_id_check_char(first17: str) -> str:
@@ -84,15 +91,15 @@ def is_cn_id(value: str, *, today: _dt.date | None = None) -> bool:
         return False
     if value[:2] not in _CN_PROVINCE_PREFIXES or value[2:6] == "0000":
         return False
-    year = value[6:10]
-    if year < "1900":
+    year, month_day = value[6:10], value[10:14]
+    if year < "1900" or month_day not in _MONTH_DAYS:
         return False
-    try:
-        born = _dt.date(int(year), int(value[10:12]), int(value[12:14]))
-    except ValueError:
+    if month_day == "0229" and not calendar.isleap(int(year)):
         return False
-    if (today is not None or year >= _YEAR_AT_IMPORT) and born > (today or _dt.date.today()):
-        return False
+    if today is not None or year >= _YEAR_AT_IMPORT:  # may be in the future
+        born = _dt.date(int(year), int(month_day[:2]), int(month_day[2:]))
+        if born > (today or _dt.date.today()):
+            return False
     return _CN_CHECK[2 * int(value[:17], 13) % 11] == value[17].upper()
 
 
@@ -151,7 +158,15 @@ def card_scheme(digits: str) -> str | None:
 
 def is_payment_card(digits: str) -> bool:
     """A known scheme's prefix and length, and a valid Luhn check digit."""
-    return 13 <= len(digits) <= 19 and card_scheme(digits) is not None and luhn_ok(digits)
+    if not 13 <= len(digits) <= 19:
+        return False
+    if not (digits.isascii() and digits.isdigit()):
+        return card_scheme(digits) is not None and luhn_ok(digits)
+    # The Luhn sum first (below), then the scheme: most numbers that fail, fail Luhn.
+    doubled = digits[-2::-2].translate(_LUHN_DOUBLE)
+    if (sum(digits[::-2].encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10:
+        return False
+    return card_scheme(digits) is not None
 
 
 # ---- IBAN (ISO 13616) -----------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from harbourgate.privacy import (
     parse_classes,
     token_for,
 )
+from harbourgate.privacy.pseudonymise import _forms_pattern
 
 VALUES = {
     "hk_id": ["A123456(3)", "C668668(9)"],
@@ -193,3 +196,40 @@ def test_a_four_megabyte_prompt_round_trips() -> None:
     assert "+852 9123 4567" not in out and "a.b@example.com" not in out
     assert s.counts["phone"] == 15000
     assert s.restore(out) == text
+
+
+# ---- the sweep of recurring values ----------------------------------------------------------
+
+
+def plain_forms_pattern(forms: list[str]) -> re.Pattern[str]:
+    """The definition `_forms_pattern` is grouped from: longest first, ASCII values bounded."""
+    return re.compile("|".join(
+        rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])" if f.isascii() else re.escape(f)
+        for f in sorted(forms, key=len, reverse=True)))
+
+
+form_text = st.text(st.sampled_from(list("91234 5-A(3)aé王伟[]x")), min_size=2, max_size=6)
+
+
+@settings(max_examples=300)
+@given(st.lists(form_text, min_size=1, max_size=8, unique=True),
+       st.lists(st.one_of(form_text, st.sampled_from(list(" 1aX王"))), max_size=12))
+def test_grouped_forms_pattern_matches_like_the_plain_alternation(
+        forms: list[str], pieces: list[str]) -> None:
+    text = "".join(pieces)
+    grouped = _forms_pattern(forms)
+    assert [m.span() for m in grouped.finditer(text)] == [
+        m.span() for m in plain_forms_pattern(forms).finditer(text)]
+
+
+@pytest.mark.parametrize("count", [3, 40])  # below and above the substring pre-test's limit
+def test_recurring_values_are_swept_with_few_and_many_values(count: int) -> None:
+    firsts, lasts = ["Ann", "Ben", "Cleo", "Dev", "Eva"], ["Chan", "Wong", "Lee", "Ho", "Lam",
+                                                           "Ng", "Tam", "Yip"]
+    people = [f"{f} {last}" for f in firsts for last in lasts][:count]
+    s = session()
+    first = " ".join(f"Mr. {name}." for name in people)
+    again = f"{people[-1]} met {people[0]}, not {people[0]}son"
+    out = s.pseudonymise_many([first, again])
+    assert out[1] == f"[PERSON_NAME_{count}] met [PERSON_NAME_1], not {people[0]}son"
+    assert s.counts == {"person_name": count + 2}

@@ -82,19 +82,35 @@ _SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
     ("wide", WIDE_ALNUM, None, ""),
 )
 
+# Groups after which the others are skipped by one guard: a digit or a capital that
+# starts no shape (most of them) then costs one failed look-behind, not one per group.
+_GUARD_AFTER = frozenset({"0-9", "NF"})
+
+
 def _build() -> re.Pattern[str]:
-    """``[firsts](?:(?<=[0-9])(?:shapes led by a digit)|(?<=[@])(?:...)|...)``.
+    """``[firsts](?:(?<=[0-9])(?:shapes led by a digit)|(?<![0-9])(?:(?<=[MDP])(?:...)|...))``.
 
     Shapes that share their first characters share one look-behind, so a character that
-    starts no shape costs one failed test per group, not per shape.
+    starts no shape costs one failed test per group, not per shape; and after the groups
+    of the most frequent first characters (digits, then capitals) a guard skips the rest.
+    Groups have disjoint first characters, so none of this changes what matches.
     """
     groups: dict[str, list[str]] = {}
     for name, first, lead, rest in _SHAPES:
         not_after = f"(?<![{lead}].)" if lead else ""
         groups.setdefault(first, []).append(f"{not_after}(?P<{name}>{rest})")
     firsts = "".join(groups)
-    branches = "|".join(f"(?<=[{first}])(?:{'|'.join(alts)})" for first, alts in groups.items())
-    return re.compile(f"[{firsts}](?:{branches})", re.DOTALL)
+    tiers: list[tuple[str, list[str]]] = [("", [])]
+    for first, alts in groups.items():
+        chars, branches = tiers[-1]
+        branches.append(f"(?<=[{first}])(?:{'|'.join(alts)})")
+        tiers[-1] = (chars + first, branches)
+        if first in _GUARD_AFTER:
+            tiers.append(("", []))
+    body = "|".join(tiers[-1][1])
+    for chars, branches in reversed(tiers[:-1]):
+        body = "|".join(branches) + f"|(?<![{chars}])(?:{body})"
+    return re.compile(f"[{firsts}](?:{body})", re.DOTALL)
 
 
 MASTER = _build()

@@ -34,52 +34,58 @@ from harbourgate.privacy.text import WIDE_ALNUM, fold_width
 # (start, end, class): a found value, offsets into the scanned text.
 Found = tuple[int, int, str]
 
-_AN = "A-Za-z0-9"
 _NAME_EN = (
     r"(?:[A-Z][a-z]+(?:[ \-][A-Z][a-z]+){0,2}"
     r"|[A-Z]{2,}(?: [A-Z][a-z]+(?:-[a-z]+)?){1,2})(?![A-Za-z])"
 )
 _NAME_ZH = r"[\u4e00-\u9fff]{2,4}"
 
-# (shape name, first characters, characters that must not precede the first, rest)
-_SHAPES: tuple[tuple[str, str, str | None, str], ...] = (
+# What the character before a shape's first may (not) be: a look-behind, tested after the
+# first character. Shapes of one group with the same look-behind share a single test.
+_NOT_AFTER_ALNUM = r"(?<![A-Za-z0-9].)"
+_NOT_AFTER_LETTER = r"(?<![A-Za-z].)"
+_AFTER_CAPITAL = r"(?<=[A-Z].)"
+
+# (shape name, first characters, look-behind before the first, rest)
+_SHAPES: tuple[tuple[str, str, str, str], ...] = (
     # Digit-led shapes first: digits are by far the most frequent first characters, and the
     # groups' look-behinds are tried in this order. Groups have disjoint first characters,
     # so the order changes no match; within the digit group ip4 and num (not after a letter
     # or digit) exclude id and iban (after capitals), and id stays before iban since both
     # match "AB123456789".
-    ("ip4", "0-9", _AN + ".", r"[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])"),
-    ("num", "0-9", _AN,
+    ("ip4", "0-9", _NOT_AFTER_ALNUM,
+     r"(?<![.].)[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![0-9A-Za-z]|\.[0-9])"),
+    ("num", "0-9", _NOT_AFTER_ALNUM,
      r"(?:[ \-]?[0-9]){5,22}(?:[Xx]|\s?[(（][0-9][)）])?(?![0-9A-Za-z]|[.:][0-9A-Fa-f])"),
     # Letter-led identifiers are anchored at their first digit (uppercase letters are far
     # too common in English to start a match at): the look-behinds require one or two
     # capitals before it, themselves not preceded by a letter or digit.
-    ("id", "0-9", None,
-     r"(?<=[A-Z].)(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
+    ("id", "0-9", _AFTER_CAPITAL,
+     r"(?:(?<![A-Za-z0-9]..)|(?<=[A-Z]..)(?<![A-Za-z0-9]...))"
      r"[0-9]{5,8}(?:\s?[(（][0-9A][)）]|A)?(?![A-Za-z0-9])"),
-    ("iban", "0-9", None,
+    ("iban", "0-9", _AFTER_CAPITAL,
      r"(?<=[A-Z][A-Z].)(?<![A-Za-z0-9]...)[0-9](?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
      r"(?![A-Za-z0-9])"),
-    ("title", "MDP", "A-Za-z",
+    ("title", "MDP", _NOT_AFTER_LETTER,
      r"(?:(?<=M)(?:rs|r|s|iss|x)|(?<=D)r|(?<=P)rof)\.?[ ]{1,2}(?P<v_title>" + _NAME_EN + ")"),
-    ("label_en", "NF", "A-Za-z",
+    ("label_en", "NF", _NOT_AFTER_LETTER,
      r"(?:(?<=N)(?:ame|AME)[ ]?[:：]|(?<=F)ull [Nn]ame[ ]?[:：])[ ]*"
      r"(?P<v_label_en>" + _NAME_EN + "|" + _NAME_ZH + ")"),
-    ("label_zh", "姓联聯收持申户戶", None,
+    ("label_zh", "姓联聯收持申户戶", "",
      r"(?:(?<=姓)名|(?<=联)系人|(?<=聯)絡人|(?<=收)件人|(?<=持)卡人|(?<=申)[请請]人"
      r"|(?<=[户戶])名)[ ]*(?P<colon>[:：]?)[ ]*(?P<v_label_zh>" + _NAME_ZH + "|" + _NAME_EN + ")"),
-    ("honorific", "先女小太医醫", None, r"(?<=先)生|(?<=女)士|(?<=小)姐|(?<=太)太|(?<=[医醫])生"),
-    ("email", "@", None,
+    ("honorific", "先女小太医醫", "", r"(?<=先)生|(?<=女)士|(?<=小)姐|(?<=太)太|(?<=[医醫])生"),
+    ("email", "@", "",
      r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)+(?![A-Za-z0-9\-])"),
-    ("ip6", ":", None,
+    ("ip6", ":", "",
      r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){1,6}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Za-z:])"),
-    ("plus", "+", _AN + "+",
+    ("plus", "+", r"(?<![A-Za-z0-9+].)",
      r"[ ]?[0-9]{1,3}(?:[ \-.]?(?:\([0-9]{1,4}\)|[0-9]{1,5})){1,5}(?![0-9])"),
-    ("paren", "(（", None,
+    ("paren", "(（", "",
      r"\+?[0-9]{1,4}[)）][ \-]?[0-9]{2,5}(?:[ \-]?[0-9]{2,5}){1,3}(?![0-9])"),
     # A full-width letter or digit: the text must be folded first (see the module doc).
-    ("wide", WIDE_ALNUM, None, ""),
+    ("wide", WIDE_ALNUM, "", ""),
 )
 
 # Groups after which the others are skipped by one guard: a digit or a capital that
@@ -95,10 +101,14 @@ def _build() -> re.Pattern[str]:
     of the most frequent first characters (digits, then capitals) a guard skips the rest.
     Groups have disjoint first characters, so none of this changes what matches.
     """
-    groups: dict[str, list[str]] = {}
-    for name, first, lead, rest in _SHAPES:
-        not_after = f"(?<![{lead}].)" if lead else ""
-        groups.setdefault(first, []).append(f"{not_after}(?P<{name}>{rest})")
+    # first characters -> look-behind -> shapes, all in table order
+    by_first: dict[str, dict[str, list[str]]] = {}
+    for name, first, before, rest in _SHAPES:
+        by_first.setdefault(first, {}).setdefault(before, []).append(f"(?P<{name}>{rest})")
+    groups = {
+        first: [f"{before}(?:{'|'.join(shapes)})" for before, shapes in befores.items()]
+        for first, befores in by_first.items()
+    }
     firsts = "".join(groups)
     tiers: list[tuple[str, list[str]]] = [("", [])]
     for first, alts in groups.items():

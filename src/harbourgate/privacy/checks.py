@@ -186,9 +186,10 @@ IBAN_LENGTHS: dict[str, int] = {
 
 
 # Letters read as two digits for the mod-97 check: A (or a) = 10 ... Z = 35.
-_IBAN_LETTERS = str.maketrans(
-    {c: str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
-)
+_IBAN_LETTER_VALUES = {
+    c: str(int(c, 36)) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+}
+_IBAN_LETTERS = str.maketrans(_IBAN_LETTER_VALUES)
 
 
 def is_iban(value: str) -> bool:
@@ -197,7 +198,12 @@ def is_iban(value: str) -> bool:
         return False
     if not value[2:4].isdigit() or not value.isalnum():
         return False
-    return int((value[4:] + value[:4]).translate(_IBAN_LETTERS)) % 97 == 1
+    if value[4:].isdigit():  # letters only in the country code: no table for the rest
+        letters = _IBAN_LETTER_VALUES
+        number = value[4:] + letters[value[0]] + letters[value[1]] + value[2:4]
+    else:
+        number = (value[4:] + value[:4]).translate(_IBAN_LETTERS)
+    return int(number) % 97 == 1
 
 
 # ---- IP addresses ---------------------------------------------------------------------------
@@ -217,8 +223,9 @@ _H16 = "[0-9A-Fa-f]{1,4}"
 _LS32 = f"(?:{_H16}:{_H16}|{_OCTET}(?:\\.{_OCTET}){{3}})"
 # RFC 3986 `IPv6address`, which is what `ipaddress.IPv6Address` accepts (tested), plus its
 # scope id (`fe80::1%eth0`), in one pattern: no exception raised and caught per rejection.
+# The full form (eight groups, no "::") first: it is the common one in logs and prose.
 _IPV6 = re.compile(
-    "(?:"
+    f"(?:(?:{_H16}:){{6}}{_LS32}|"
     + "|".join(
         f"{head}::{f'(?:{_H16}:){{{tail}}}' if tail else ''}{last}"
         for head, tail, last in (
@@ -232,7 +239,7 @@ _IPV6 = re.compile(
             (f"(?:(?:{_H16}:){{0,6}}{_H16})?", 0, ""),
         )
     )
-    + f"|(?:{_H16}:){{6}}{_LS32})(?:%[^%/]+)?"
+    + ")(?:%[^%/]+)?"
 )
 
 

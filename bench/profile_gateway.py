@@ -1,6 +1,6 @@
 """Where the gateway's CPU goes: py-spy samples one worker under load, full pipeline.
 
-    .venv/bin/python bench/profile.py [--seconds 15] [--concurrency 16] [--stream]
+    .venv/bin/python bench/profile_gateway.py [--seconds 15] [--concurrency 16] [--stream]
 
 Starts the stand-in and `harbourgate serve` exactly as `bench/run` does (key, attestation,
 the four packs, a ~2 KB mixed English/Chinese prompt that the cross-border pack
@@ -82,7 +82,7 @@ def main() -> None:
         result = load.communicate(timeout=60)[0]
         summary = summarise(folded)
         (OUT / f"{name}.txt").write_text(
-            f"bench/profile.py --seconds {args.seconds:g} --concurrency {args.concurrency}"
+            f"bench/profile_gateway.py --seconds {args.seconds:g} --concurrency {args.concurrency}"
             f"{' --stream' if args.stream else ''}\nload: {result.strip()}\n\n{summary}")
         print(summary[:3000])
     finally:

@@ -101,13 +101,16 @@ def _build() -> re.Pattern[str]:
     of the most frequent first characters (digits, then capitals) a guard skips the rest.
     Groups have disjoint first characters, so none of this changes what matches.
     """
-    # first characters -> look-behind -> shapes, all in table order
-    by_first: dict[str, dict[str, list[str]]] = {}
+    # first characters -> runs of consecutive shapes with one look-behind, in table order
+    by_first: dict[str, list[tuple[str, list[str]]]] = {}
     for name, first, before, rest in _SHAPES:
-        by_first.setdefault(first, {}).setdefault(before, []).append(f"(?P<{name}>{rest})")
+        runs = by_first.setdefault(first, [])
+        if not runs or runs[-1][0] != before:
+            runs.append((before, []))
+        runs[-1][1].append(f"(?P<{name}>{rest})")
     groups = {
-        first: [f"{before}(?:{'|'.join(shapes)})" for before, shapes in befores.items()]
-        for first, befores in by_first.items()
+        first: [f"{before}(?:{'|'.join(shapes)})" for before, shapes in runs]
+        for first, runs in by_first.items()
     }
     firsts = "".join(groups)
     tiers: list[tuple[str, list[str]]] = [("", [])]

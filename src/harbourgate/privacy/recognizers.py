@@ -344,7 +344,7 @@ def _num(text: str, m: re.Match[str], out: list[Found]) -> None:
             cls = _classify_digits(text, start + lo, part, _digits_of(part))
             if cls in _SUBRUN_CLASSES or (size == 1 and cls is not None):
                 taken.append((lo, hi))
-                out.append((start + lo, start + hi, cls))  # type: ignore[arg-type]
+                out.append((start + lo, start + hi, cls))
 
 
 def _classify_digits(text: str, start: int, value: str, digits: str) -> str | None:

@@ -113,7 +113,7 @@ class Harbourgate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"].startswith("/admin/"):
-                await self.admin(scope, receive, send)
+                await self.admin(_json_by_default(scope), receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -163,6 +163,19 @@ class Harbourgate:
         await asyncio.to_thread(self.audit.close)
         self.store.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _json_by_default(scope: Scope) -> Scope:
+    """The admin API speaks only JSON; read a body sent without a content type, or with
+    the form encoding `curl -d` defaults to, as the JSON it is."""
+    if scope["method"] not in ("POST", "PATCH", "PUT"):
+        return scope
+    headers = scope["headers"]
+    kind = next((v for k, v in headers if k == b"content-type"), None)
+    if kind is not None and not kind.startswith(b"application/x-www-form-urlencoded"):
+        return scope
+    return {**scope, "headers": [*(h for h in headers if h[0] != b"content-type"),
+                                 (b"content-type", b"application/json")]}
 
 
 def create_app(settings: config.Settings) -> Harbourgate:

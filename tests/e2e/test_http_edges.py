@@ -115,3 +115,18 @@ def test_worker_survives_a_burst_of_bad_requests(gateway: Gateway) -> None:
     r = post(gateway, "/v1/chat/completions",
              b'{"model": "fable-5", "messages": [{"role": "user", "content": "still here"}]}')
     assert r.status_code == 200 and "still here" in r.text
+
+
+def test_admin_reads_json_sent_the_way_curl_sends_it(gateway: Gateway) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the admin API reads JSON."""
+    from tests.e2e.conftest import ADMIN_TOKEN
+
+    for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}):
+        r = httpx.post(gateway.url + "/admin/v1/participants", content=(
+            b'{"name": "Curl Co", "jurisdiction": "HK"}'), headers={
+            "authorization": f"Bearer {ADMIN_TOKEN}", **headers})
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == "Curl Co"
+    r = httpx.post(gateway.url + "/admin/v1/participants", content=b"name=x",
+                   headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]

@@ -76,7 +76,7 @@ def test_an_id_is_returned_only_once_its_entry_is_committed(database_url: str,
 
 
 def test_a_full_queue_makes_append_wait_and_nothing_is_dropped(tmp_path, make_log) -> None:
-    log = make_log(f"sqlite:///{tmp_path / 'a.db'}", max_queue=4)
+    log = make_log(f"sqlite:///{tmp_path / 'a.db'}", max_queue=4, inline=False)
     gate = threading.Event()
     real_write = log._writer.write
 
@@ -137,6 +137,7 @@ def test_a_failing_database_fails_the_append_rather_than_faking_it(tmp_path, mak
 
     log._writer.write = broken  # type: ignore[method-assign]
     log._writer.connect = lambda: None  # type: ignore[method-assign]
+    log._inline.write = broken  # type: ignore[union-attr,method-assign]  # the loop's path too
     with pytest.raises(AuditWriteError,
                        match="the audit entry could not be committed: disk I/O error"):
         asyncio.run(log.append({"x": 1}))
@@ -217,3 +218,30 @@ def test_a_leaf_changed_after_integration_is_caught_when_proving(tmp_path, make_
     with pytest.raises(TreeCorruptionError, match=r"the stored entries at indices 0\.\.255 no "
                        r"longer hash to the tree"):
         log.inclusion_proof(entry_id, tree_size=300)
+
+
+def test_a_locked_database_hands_the_loops_batch_to_the_writer_thread(tmp_path,
+                                                                     make_log) -> None:
+    """The event loop commits SQLite batches itself but never sleeps on a lock: while
+    another process holds the write lock, the batch waits in the writer thread instead,
+    and no append returns before its commit."""
+    import sqlite3
+
+    path = tmp_path / "a.db"
+    log = make_log(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def main() -> list[str]:
+        await log.append({"warm": 1})  # the loop's own path works
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        tasks = [asyncio.create_task(log.append({"i": i})) for i in range(5)]
+        await asyncio.sleep(0.2)
+        assert not any(t.done() for t in tasks)  # nothing answered before its commit
+        other.execute("COMMIT")
+        return await asyncio.gather(*tasks)
+
+    ids = asyncio.run(main())
+    assert len(set(ids)) == 5
+    stored = {row[0] for row in other.execute("SELECT id FROM audit_entries")}
+    assert set(ids) <= stored
+    other.close()

@@ -65,7 +65,8 @@ class AuditLog:
 
     def __init__(self, engine: sa.Engine, signer: Signer, *, max_queue: int = 65_536,
                  max_batch: int = 8_192, checkpoint_interval: float = 1.0,
-                 checkpoint_every: int = 100_000, poll_interval: float = 0.25) -> None:
+                 checkpoint_every: int = 100_000, poll_interval: float = 0.25,
+                 inline: bool = True) -> None:
         self.engine = engine
         self.signer = signer
         self.origin = signer.name
@@ -75,6 +76,8 @@ class AuditLog:
         self.checkpoint_every = checkpoint_every
         self.poll_interval = poll_interval
         self._writer = storage.writer_for(engine)
+        self._inline = storage.inline_writer_for(engine) if inline else None
+        self._inline_batch: list[_Pending] = []
         self._tree = TreeCache(lambda start, end: storage.read_leaves(engine, start, end))
         self._cond = threading.Condition()
         self._queue: deque[_Pending] = deque()
@@ -109,6 +112,8 @@ class AuditLog:
         if self._thread is not None:
             return
         self._writer.connect()
+        if self._inline is not None:
+            self._inline.connect()
         self._refresh()
         latest = storage.latest_checkpoint(self.engine)
         if latest is not None:
@@ -134,6 +139,8 @@ class AuditLog:
             self._thread.join()
             self._thread = None
         self._writer.close()
+        if self._inline is not None:
+            self._inline.close()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -142,7 +149,7 @@ class AuditLog:
     def queue_depth(self) -> int:
         """Entries appended but not yet committed (the metric for /metrics)."""
         with self._cond:
-            return len(self._queue) + self._in_flight
+            return len(self._queue) + self._in_flight + len(self._inline_batch)
 
     @property
     def size(self) -> int:
@@ -190,6 +197,12 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str] = loop.create_future()
         item.ticket = (loop, done)
+        if self._inline is not None and self._thread is not None and not self._closing \
+                and self._failed is None:
+            self._inline_batch.append(item)
+            if len(self._inline_batch) == 1:  # everything appended until then joins it
+                loop.call_soon(self._flush_inline)
+            return await done
         while True:
             with self._cond:
                 if self._offer(item):
@@ -209,6 +222,34 @@ class AuditLog:
             while not self._offer(item):
                 self._cond.wait()
         return done.result(timeout)
+
+    # --- the event loop's own group commit (SQLite) --------------------------------------
+
+    def _flush_inline(self) -> None:
+        """Commit what this loop appended since the last flush, in one transaction, on the
+        loop itself: on SQLite that costs microseconds, where the round trip through the
+        writer thread cost ~80 µs of wake-ups per request. A locked database (another
+        worker is writing) or any error hands the batch to the writer thread, which waits
+        and retries as usual; nothing is resolved before its commit either way."""
+        batch, self._inline_batch = self._inline_batch, []
+        batch = self._unique(batch)
+        if not batch:
+            return
+        assert self._inline is not None
+        size = self._tree.size
+        try:
+            caught_up, first = self._inline.write(
+                [storage.Row(p.id, p.leaf, p.ts) for p in batch], size)
+        except Exception:
+            with self._cond:
+                self._queue.extend(batch)
+                self._cond.notify_all()
+            return
+        self.batches += 1
+        if caught_up:
+            self._tree.extend([merkle.leaf_hash(leaf) for leaf in caught_up], size)
+        self._tree.extend([p.hash for p in batch], first)
+        _resolve_all(batch)
 
     # --- the writer thread ---------------------------------------------------------------
 

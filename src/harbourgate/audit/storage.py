@@ -128,8 +128,17 @@ class Writer:
 
 
 class SqliteWriter(Writer):
+    """`wait=False` is the event loop's own writer: it must never sleep on SQLite's busy
+    handler, so a locked database fails at once and the batch goes to the writer thread."""
+
+    def __init__(self, engine: sa.Engine, *, wait: bool = True) -> None:
+        super().__init__(engine)
+        self.wait = wait
+
     def _setup(self) -> None:
         self._conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+        if not self.wait:
+            self._conn.execute("PRAGMA busy_timeout = 0")
 
     def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
         cur = self._conn.cursor()
@@ -211,6 +220,12 @@ class PostgresWriter(Writer):
 
 def writer_for(engine: sa.Engine) -> Writer:
     return SqliteWriter(engine) if engine.dialect.name == "sqlite" else PostgresWriter(engine)
+
+
+def inline_writer_for(engine: sa.Engine) -> SqliteWriter | None:
+    """The writer an event loop may use itself: SQLite only, whose commit is a local write
+    of microseconds; a network database stays on the writer thread."""
+    return SqliteWriter(engine, wait=False) if engine.dialect.name == "sqlite" else None
 
 
 # --- reads through the pool ----------------------------------------------------------------

@@ -9,7 +9,6 @@ the database; the only I/O is the upstream call and the audit queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import logging
@@ -48,8 +47,6 @@ JSON = b"application/json"
 
 class AuditSink(Protocol):
     """What the data plane needs of the audit log."""
-
-    def new_id(self) -> str: ...
 
     async def append(self, record: dict[str, Any], entry_id: str | None = None) -> str: ...
 
@@ -210,8 +207,24 @@ class Gateway:
         if scope["method"] != method and not (method == "GET" and scope["method"] == "HEAD"):
             err = GatewayError(405, "method_not_allowed", f"{path} takes {method}")
             return await _respond(send, 405, err.body(shape), [(b"allow", method.encode())])
-        with contextlib.suppress(ClientGone):
-            await handler(scope, receive, send)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await handler(scope, receive, tracked)
+        except ClientGone:
+            pass
+        except Exception:  # a bug must cost one request an error, never the worker
+            log.exception("unexpected error on %s", path)
+            if not started:
+                err = GatewayError(500, "internal_error", "the gateway failed to handle this "
+                                   "request; it was logged, and nothing was sent upstream "
+                                   "unless an audit record says so")
+                await _respond(send, 500, err.body(shape))
 
     # -- identification and input -------------------------------------------------------
 
@@ -398,7 +411,10 @@ class Gateway:
                 result = await self._failover(call, body, texts, lambda up, b: up.chat(shape, b))
         except GatewayError as err:
             return await self._refuse(send, shape, "chat", err, snapshot, call)
-        audit_id = await self.audit.append(call.record(200))
+        try:
+            audit_id = await self._commit(call, result)
+        except GatewayError as err:
+            return await _respond(send, err.status, err.body(shape), [(b"retry-after", b"1")])
         self._observe(call)
         out = call.headers(audit_id)
         if call.stream:
@@ -422,7 +438,10 @@ class Gateway:
             answer = await self._failover(call, body, texts, lambda up, b: up.embed(b))
         except GatewayError as err:
             return await self._refuse(send, "openai", "embeddings", err, snapshot, call)
-        audit_id = await self.audit.append(call.record(200))
+        try:
+            audit_id = await self._commit(call, answer)
+        except GatewayError as err:
+            return await _respond(send, err.status, err.body("openai"), [(b"retry-after", b"1")])
         self._observe(call)
         await _respond(send, 200, orjson.dumps(answer), call.headers(audit_id))
 
@@ -461,6 +480,20 @@ class Gateway:
                        [(b"x-harbourgate-policy", snapshot.policy_header.encode())])
 
     # -- answering ----------------------------------------------------------------------
+
+    async def _commit(self, call: _Call, result: Any) -> str:
+        """Record the answer before it begins; without the record there is no answer."""
+        try:
+            return await self.audit.append(call.record(200))
+        except Exception as exc:
+            log.error("audit record not committed; refusing the answer: %s", exc)
+            metrics.REQUESTS.labels(call.endpoint, "deny", call.served or "",
+                                    "audit_unavailable").inc()
+            if hasattr(result, "aclose"):  # an opened stream: let the upstream go
+                await result.aclose()
+            raise GatewayError(503, "audit_unavailable", "the decision could not be recorded "
+                               "in the audit log, so the answer is withheld; retry later"
+                               ) from None
 
     async def _stream(self, send: Send, receive: Receive, call: _Call, events: Any,
                       headers: list[tuple[bytes, bytes]]) -> None:

@@ -27,6 +27,7 @@ _TYPES: dict[str, tuple[str, str]] = {
     "upstream_error": ("api_error", "api_error"),
     "upstream_timeout": ("api_error", "api_error"),
     "internal_error": ("api_error", "api_error"),
+    "audit_unavailable": ("api_error", "overloaded_error"),
 }
 
 

@@ -132,7 +132,9 @@ class Harbourgate:
             await asyncio.to_thread(self.store.ping)
         except Exception as exc:
             return False, {"storage": f"unreachable: {exc}"}
-        return True, {"storage": "ok"}
+        if self.audit.failure:
+            return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}"}
+        return True, {"storage": "ok", "audit": "ok"}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message: Message = await receive()

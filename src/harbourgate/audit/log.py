@@ -146,6 +146,11 @@ class AuditLog:
         await asyncio.to_thread(self.close)
 
     @property
+    def failure(self) -> str | None:
+        """Why the writer stopped (nothing can be recorded), or None while it runs."""
+        return None if self._failed is None else str(self._failed)
+
+    @property
     def queue_depth(self) -> int:
         """Entries appended but not yet committed (the metric for /metrics)."""
         with self._cond:

@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+import orjson
 from fastapi import APIRouter
 
 from harbourgate import config
@@ -113,7 +114,10 @@ class Harbourgate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"].startswith("/admin/"):
-                await self.admin(_json_by_default(scope), receive, send)
+                body = await _bounded_body(scope, receive, send,
+                                           self.settings.limits.max_body_bytes)
+                if body is not None:
+                    await self.admin(_json_by_default(scope), _replay(body, receive), send)
             else:
                 await self.gateway(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -165,6 +169,46 @@ class Harbourgate:
         await asyncio.to_thread(self.audit.close)
         self.store.close()
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _bounded_body(scope: Scope, receive: Receive, send: Send, limit: int) -> bytes | None:
+    """The admin request's body, read before the admin app parses or authenticates anything;
+    None when it was over `limit` (413 sent) or the client left."""
+    declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+    size = int(declared) if declared.isdigit() else 0
+    chunks: list[bytes] = []
+    while size <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size = sum(map(len, chunks)) + len(chunk)
+        chunks.append(chunk)
+        if not message.get("more_body", False) and size <= limit:
+            return b"".join(chunks)
+    body = orjson.dumps({"detail": f"the request body ({size} bytes or more) is over this "
+                         f"gateway's limit of {limit} bytes", "code": "request_too_large"})
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then the client's own events
+    (a disconnect)."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _json_by_default(scope: Scope) -> Scope:

@@ -80,7 +80,14 @@ class VerifierSettings:
 
 @dataclass(frozen=True)
 class Limits:
+    """What one client may make a worker hold, enforced before parsing or authentication."""
+
     max_body_bytes: int = 4_000_000
+    max_header_bytes: int = 65_536
+    max_headers: int = 100
+    read_timeout_s: float = 30.0
+    max_connections: int = 1_000
+    max_upstream_response_bytes: int = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -241,9 +248,10 @@ def _build(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -> Sett
     sandbox = raw.get("sandbox", None if "routes" in raw else DEFAULT_SANDBOX)
     kwargs["sandbox"] = _sandbox(sandbox, source)
     settings = Settings(**kwargs)
-    if settings.limits.max_body_bytes <= 0:
-        raise ConfigError("must be a positive number of bytes", source=source,
-                          key="limits.max_body_bytes")
+    for f in dataclasses.fields(Limits):
+        if getattr(settings.limits, f.name) <= 0:
+            raise ConfigError("must be a positive number", source=source,
+                              key=f"limits.{f.name}")
     if settings.server.workers < 1:
         raise ConfigError("must be at least 1", source=source, key="server.workers")
     return settings

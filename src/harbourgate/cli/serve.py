@@ -25,6 +25,7 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     import uvicorn
 
     from harbourgate.app import prepare
+    from harbourgate.server import BoundedProtocol
 
     settings = load_settings(config_path)
     host = host or settings.server.host
@@ -43,7 +44,7 @@ def serve(config_path: str | None, host: str | None, port: int | None,
                f"{'s' if workers > 1 else ''}); OpenAI base_url http://{host}:{port}/v1, "
                f"Anthropic base_url http://{host}:{port}")
     uvicorn.run("harbourgate.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http="httptools", access_log=False,
+                workers=workers, loop="uvloop", http=BoundedProtocol, access_log=False,
                 log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
                 proxy_headers=False, server_header=False)
 

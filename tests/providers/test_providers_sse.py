@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harbourgate.providers import DONE, StreamEvent, delta_text, encode_event, set_delta_text
-from harbourgate.providers.sse import ServerSentEvent, SSEDecoder, aiter_events
+from harbourgate.providers.sse import EventTooLarge, ServerSentEvent, SSEDecoder, aiter_events
 
 
 def test_encode_event_without_a_name_is_one_data_line() -> None:
@@ -114,6 +114,38 @@ def test_decoder_drops_an_event_not_closed_by_a_blank_line() -> None:
 def test_decoder_decodes_utf8_split_inside_a_character() -> None:
     wire = "data: 港\n\n".encode()
     assert decode(wire[:7], wire[7:]) == [ServerSentEvent(None, "港")]
+
+
+def test_decoder_keeps_an_unfinished_line_as_pieces_until_its_end() -> None:
+    """A long line over many reads is joined once, when its end arrives (linear, not a
+    re-join of the whole buffer per read)."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: ") == []
+    for _ in range(1000):
+        assert decoder.feed(b"x" * 100) == []
+    assert len(decoder._pending) == 1001  # pieces, not one growing buffer
+    assert decoder.feed(b"\n\n") == [ServerSentEvent(None, "x" * 100_000)]
+    assert decoder._pending == []
+
+
+def test_decoder_refuses_an_unfinished_line_over_the_maximum() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: " + b"x" * 900)
+    with pytest.raises(EventTooLarge, match="more than 1000 bytes"):
+        decoder.feed(b"y" * 200)
+
+
+def test_decoder_refuses_an_event_whose_data_lines_add_up_over_the_maximum() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"".join(b"data: " + b"z" * 100 + b"\n" for _ in range(11)))
+
+
+def test_decoder_takes_events_up_to_the_maximum_one_after_another() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    for _ in range(50):  # the size is per event, not per stream
+        assert decoder.feed(b"data: " + b"a" * 1000 + b"\n\n") == [
+            ServerSentEvent(None, "a" * 1000)]
 
 
 def test_server_sent_event_json() -> None:

@@ -21,15 +21,20 @@ from harbourgate.providers.base import UpstreamError
 
 MAX_CONNECTIONS = 1024
 KEEPALIVE_S = 30.0
+MAX_RESPONSE_BYTES = 64_000_000
+"""The default of `limits.max_upstream_response_bytes`."""
 
 
 class ClientPool:
     """A lazily created, shared `aiohttp.ClientSession`, reference-counted by its users."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._users = 0
+        self.max_response_bytes = max_response_bytes
+        """The most an upstream answer (or one streamed event) may hold; the app sets it
+        from `limits.max_upstream_response_bytes`."""
 
     def acquire(self) -> None:
         self._users += 1
@@ -64,6 +69,28 @@ class ClientPool:
 
 POOL = ClientPool()
 """The process-wide pool `build_upstreams` hands to every network adapter."""
+
+
+async def read_capped(response: aiohttp.ClientResponse, route: str, limit: int) -> bytes:
+    """The whole body of a plain upstream answer, refused once it passes `limit` bytes (an
+    upstream must not make the gateway hold an answer of any size in memory)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise too_large_error(route, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large_error(route, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large_error(route: str, limit: int) -> UpstreamError:
+    return UpstreamError(f"model {route!r}: the upstream's answer is over this gateway's cap "
+                         f"of {limit} bytes (limits.max_upstream_response_bytes)",
+                         retryable=False)
 
 
 def connection_error(route: str, exc: BaseException, *, streaming: bool = False) -> UpstreamError:

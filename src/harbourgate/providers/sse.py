@@ -71,13 +71,30 @@ class ServerSentEvent:
         return orjson.loads(self.data)
 
 
+MAX_EVENT_BYTES = 8_000_000
+"""The largest event an upstream may send (its data lines together, or one unfinished line)."""
+
+
+class EventTooLarge(ValueError):
+    """An upstream event (or a line still without its end) over the decoder's maximum."""
+
+
 class SSEDecoder:
-    """Incremental decoder: feed it bytes as they arrive, get complete events back."""
+    """Incremental decoder: feed it bytes as they arrive, get complete events back.
 
-    __slots__ = ("_buffer", "_data", "_event", "_has_data", "_id", "_retry")
+    Linear in its input: an unfinished line is kept as a list of pieces and joined once,
+    when its end arrives (re-joining a growing buffer on every read made a long line cost
+    quadratic time), and no event may grow past `max_event_bytes`.
+    """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_data", "_event", "_has_data", "_held_cr", "_id", "_max", "_pending",
+                 "_pending_size", "_retry", "_size")
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._max = max_event_bytes
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._held_cr = False
         self._reset()
 
     def _reset(self) -> None:
@@ -86,31 +103,49 @@ class SSEDecoder:
         self._has_data = False
         self._id: str | None = None
         self._retry: int | None = None
+        self._size = 0
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode `chunk` together with any incomplete line left over from earlier chunks."""
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if not buffer:
+        """Decode `chunk` together with any unfinished line left over from earlier chunks."""
+        if self._held_cr:
+            chunk = b"\r" + chunk
+            self._held_cr = False
+        if chunk.endswith(b"\r"):  # maybe the first half of "\r\n": wait for the next chunk
+            chunk = chunk[:-1]
+            self._held_cr = True
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if cut < 0:
+            if chunk:
+                self._pending.append(chunk)
+                self._pending_size += len(chunk)
+                self._check(self._pending_size)
             return []
-        # A trailing "\r" may be the first half of "\r\n": wait for the next chunk.
-        hold = buffer.endswith(b"\r")
-        lines = (buffer[:-1] if hold else buffer).splitlines(keepends=True)
-        rest = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
-        self._buffer = rest + b"\r" if hold else rest
+        head, tail = chunk[:cut + 1], chunk[cut + 1:]
+        if self._pending:
+            self._pending.append(head)
+            head = b"".join(self._pending)
+        self._pending = [tail] if tail else []
+        self._pending_size = len(tail)
         events: list[ServerSentEvent] = []
-        for raw in lines:
-            event = self._line(raw.rstrip(b"\r\n"))
+        for raw in head.splitlines():
+            event = self._line(raw)
             if event is not None:
                 events.append(event)
+        self._check(self._pending_size)
         return events
 
     def end(self) -> list[ServerSentEvent]:
         """The stream ended: a held-back final `\r` ends its line; an event not closed by a
         blank line is dropped, per the spec."""
-        buffer, self._buffer = self._buffer, b""
-        event = self._line(buffer[:-1]) if buffer.endswith(b"\r") else None
+        line = b"".join(self._pending) if self._held_cr else None
+        self._pending, self._pending_size, self._held_cr = [], 0, False
+        event = self._line(line) if line is not None else None
         self._reset()
         return [event] if event is not None else []
+
+    def _check(self, extra: int) -> None:
+        if self._size + extra > self._max:
+            raise EventTooLarge(f"an event of more than {self._max} bytes")
 
     def _line(self, line: bytes) -> ServerSentEvent | None:
         if not line:
@@ -129,6 +164,8 @@ class SSEDecoder:
         if name == b"data":
             self._data.append(text)
             self._has_data = True
+            self._size += len(value)
+            self._check(0)
         elif name == b"event":
             self._event = text or None
         elif name == b"id":

@@ -276,11 +276,16 @@ class Pool:
             now = time.monotonic()
             ep = self._pick(now, tried)
             if ep is None:
-                if waited < self.queue_wait_s and self._full(now, tried):
-                    await self._wait_for_slot(self.queue_wait_s - waited)
-                    waited += time.monotonic() - now
-                    continue
-                break
+                if not self._full(now, tried):
+                    break
+                if waited >= self.queue_wait_s:
+                    raise UpstreamError(
+                        f"model {self.route.name!r}: every pool server is at its "
+                        f"max_concurrency (waited {waited:.1f} s for a free slot)",
+                        status=503, code="upstream_overloaded")
+                await self._wait_for_slot(self.queue_wait_s - waited)
+                waited += time.monotonic() - now
+                continue
             ep.outstanding += 1
             ep.m_in_flight.inc()
             if ep.ejected_until:
@@ -307,7 +312,7 @@ class Pool:
             else:
                 self._release(ep, started)
             return ep, result
-        raise self._exhausted(failed, waited)
+        raise self._exhausted(failed)
 
     def _free(self, ep: Endpoint) -> None:
         ep.outstanding -= 1
@@ -366,8 +371,7 @@ class Pool:
         log.warning("pool %s: server %s back in rotation (%s)", self.route.name, ep.base_url,
                     why)
 
-    def _exhausted(self, failed: list[tuple[Endpoint, str, UpstreamError]],
-                   waited: float) -> UpstreamError:
+    def _exhausted(self, failed: list[tuple[Endpoint, str, UpstreamError]]) -> UpstreamError:
         name = self.route.name
         if failed:
             detail = "; ".join(f"{ep.base_url}: {reason}" for ep, reason, _ in failed)
@@ -376,10 +380,6 @@ class Pool:
                 f"model {name!r}: every pool server tried failed ({detail})",
                 status=504 if timeouts else 502,
                 code="upstream_timeout" if timeouts else "upstream_error")
-        if waited:
-            return UpstreamError(
-                f"model {name!r}: every pool server is at its max_concurrency (waited "
-                f"{waited:.1f} s for a free slot)", status=503, code="upstream_overloaded")
         detail = "; ".join(f"{ep.base_url}: {ep.state}" + (f" ({ep.reason})" if ep.reason
                                                             else "")
                            for ep in self.endpoints)

@@ -653,3 +653,26 @@ def test_the_choice_is_always_an_eligible_server(states: list[tuple[Any, ...]],
     else:
         assert set(map(id, picks)) >= set(map(id, eligible))
     assert pool._pick(now, eligible) is None  # every eligible one tried: nothing left
+
+
+def test_failures_in_flight_at_ejection_do_not_lengthen_the_backoff() -> None:
+    """Requests already on a server when it dies fail together: one ejection, not one
+    doubling of the back-off per request."""
+    dead = dead_url()
+    pool = build(route(dead, name="pool-mass-failure"))
+
+    async def run() -> None:
+        with pytest.raises(UpstreamError):
+            await pool.chat("openai", ASK)
+        await pool.aclose()
+
+    asyncio.run(run())
+    ep = pool.endpoints[0]
+    assert ep.backoff_s == 0.2
+    for _ in range(3):  # the others that were in flight when it died
+        pool._failed(ep, "disconnected", "the upstream closed the connection")
+    assert ep.backoff_s == 0.2 and ep.reason == "connect" and ep.errors == 4
+    assert metric("harbourgate_pool_endpoint_ejections_total", model="pool-mass-failure",
+                  endpoint=dead + "/v1", reason="connect") == 1
+    assert metric("harbourgate_pool_endpoint_errors_total", model="pool-mass-failure",
+                  endpoint=dead + "/v1", reason="disconnected") == 3

@@ -347,6 +347,8 @@ class Pool:
         if reason in ("rate_limited", "http_error"):
             ep.probing = False
             return  # busy, or a status nobody can act on: try elsewhere, keep it in rotation
+        if ep.ejected_until > time.monotonic():
+            return  # sent before the server was ejected: its back-off has already begun
         ep.failures += 1
         if reason != "http_5xx" or ep.failures >= CONSECUTIVE_5XX or ep.probing:
             self._eject(ep, reason, message)

@@ -293,8 +293,8 @@ def test_connection_refused_is_ejected_and_requests_still_answered(
     assert metric("harbourgate_pool_endpoint_ejections_total", **labels, reason="connect") >= 1
     assert metric("harbourgate_pool_endpoint_errors_total", **labels, reason="connect") >= 1
     assert metric("harbourgate_pool_endpoint_up", **labels) == 0
-    assert metric("harbourgate_pool_endpoint_requests_total", model=r.name,
-                  endpoint=live.url + "/v1", outcome="ok") == 6
+    assert metric("harbourgate_pool_endpoint_duration_seconds_count", model=r.name,
+                  endpoint=live.url + "/v1") == 6
 
 
 def test_5xx_ejects_after_consecutive_failures(servers: Callable[..., Served],

@@ -98,8 +98,8 @@ class Endpoint:
     """One server of a pool and what this process knows about it."""
 
     __slots__ = ("backoff_s", "base_url", "ejected_until", "errors", "failures", "foreign",
-                 "health_ok", "health_url", "inner", "last_error", "limit", "m_err",
-                 "m_in_flight", "m_latency", "m_ok", "m_up", "max_concurrency", "metrics_url",
+                 "health_ok", "health_url", "inner", "last_error", "limit",
+                 "m_in_flight", "m_latency", "m_up", "max_concurrency", "metrics_url",
                  "outstanding", "probing", "reason", "requests")
 
     def __init__(self, route: RouteConfig, base_url: str, max_concurrency: int | None,
@@ -126,8 +126,6 @@ class Endpoint:
         self.errors = 0
         labels = (route.name, base_url)
         self.m_in_flight = metrics.IN_FLIGHT.labels(*labels)
-        self.m_ok = metrics.REQUESTS.labels(*labels, "ok")
-        self.m_err = metrics.REQUESTS.labels(*labels, "error")
         self.m_latency = metrics.LATENCY.labels(*labels)
         self.m_up = metrics.UP.labels(*labels)
         self.m_up.set(1)
@@ -333,7 +331,6 @@ class Pool:
 
     def _succeeded(self, ep: Endpoint) -> None:
         ep.requests += 1
-        ep.m_ok.inc()
         ep.failures = 0
         if ep.ejected_until:
             self._readmit(ep, "answered the half-open probe")
@@ -341,7 +338,6 @@ class Pool:
     def _failed(self, ep: Endpoint, reason: str, message: str) -> None:
         ep.requests += 1
         ep.errors += 1
-        ep.m_err.inc()
         metrics.ERRORS.labels(self.route.name, ep.base_url, reason).inc()
         ep.last_error = message
         if reason in ("rate_limited", "http_error"):

@@ -15,9 +15,6 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 IN_FLIGHT = Gauge("harbourgate_pool_endpoint_in_flight",
                   "Requests the gateway has outstanding on a pool server.",
                   ["model", "endpoint"], multiprocess_mode="livesum")
-REQUESTS = Counter("harbourgate_pool_endpoint_requests_total",
-                   "Requests sent to a pool server, by outcome (ok or error).",
-                   ["model", "endpoint", "outcome"])
 ERRORS = Counter("harbourgate_pool_endpoint_errors_total",
                  "Failures of a pool server, by reason (connect, timeout, http_5xx, "
                  "garbage, wrong_model, rate_limited, disconnected, auth, health).",
@@ -26,7 +23,8 @@ EJECTIONS = Counter("harbourgate_pool_endpoint_ejections_total",
                     "Times a pool server was taken out of rotation, by reason.",
                     ["model", "endpoint", "reason"])
 LATENCY = Histogram("harbourgate_pool_endpoint_duration_seconds",
-                    "Time a pool server took to answer (to the first event of a stream).",
+                    "Time a pool server took to answer (to the first event of a stream), "
+                    "failures included: its _count is the requests sent to the server.",
                     ["model", "endpoint"], buckets=_LATENCY_BUCKETS)
 UP = Gauge("harbourgate_pool_endpoint_up",
            "1 when a pool server is in rotation, 0 when ejected or failing its health check "

@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -676,3 +680,44 @@ def test_failures_in_flight_at_ejection_do_not_lengthen_the_backoff() -> None:
                   endpoint=dead + "/v1", reason="connect") == 1
     assert metric("harbourgate_pool_endpoint_errors_total", model="pool-mass-failure",
                   endpoint=dead + "/v1", reason="disconnected") == 3
+
+
+_MULTIPROCESS = """
+import asyncio, sys
+from harbourgate.config import EndpointConfig, HealthConfig, RouteConfig
+from harbourgate.gateway.metrics import render
+from harbourgate.providers.base import build_upstreams
+
+route = RouteConfig(name="qwen-local", provider="openai", health=HealthConfig(interval_s=0),
+                    endpoints=(EndpointConfig(sys.argv[1] + "/v1", 4),
+                               EndpointConfig(sys.argv[2] + "/v1")))
+pool = build_upstreams([route])["qwen-local"]
+
+async def run():
+    for _ in range(3):
+        await pool.chat("openai", {"model": "qwen-local",
+                                   "messages": [{"role": "user", "content": "hi"}]})
+    await pool.aclose()
+
+asyncio.run(run())
+sys.stdout.write(render()[0].decode())
+"""
+
+
+def test_metrics_under_multiple_workers(servers: Callable[..., Served], tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set (serve --workers N), the pool's metrics are
+    written to the shared files and the gateway's /metrics renders them."""
+    live = servers()
+    dead = dead_url()
+    done = subprocess.run([sys.executable, "-c", _MULTIPROCESS, live.url, dead],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    ok = f'endpoint="{live.url}/v1",model="qwen-local"'
+    assert f"harbourgate_pool_endpoint_duration_seconds_count{{{ok}}} 3.0" in text
+    assert f"harbourgate_pool_endpoint_in_flight{{{ok}}} 0.0" in text
+    assert f"harbourgate_pool_endpoint_up{{{ok}}} 1.0" in text
+    assert (f'harbourgate_pool_endpoint_ejections_total{{endpoint="{dead}/v1",'
+            f'model="qwen-local",reason="connect"}} 1.0') in text
+    assert f'harbourgate_pool_endpoint_up{{endpoint="{dead}/v1",model="qwen-local"}} 0.0' in text

@@ -721,3 +721,30 @@ def test_metrics_under_multiple_workers(servers: Callable[..., Served], tmp_path
     assert (f'harbourgate_pool_endpoint_ejections_total{{endpoint="{dead}/v1",'
             f'model="qwen-local",reason="connect"}} 1.0') in text
     assert f'harbourgate_pool_endpoint_up{{endpoint="{dead}/v1",model="qwen-local"}} 0.0' in text
+
+
+def test_a_waiter_cancelled_after_being_woken_passes_the_slot_on(
+        servers: Callable[..., Served]) -> None:
+    """A caller that leaves while queued for a slot does not take the slot with it."""
+    a = servers(latency_ms=1000)  # the stayer's request is still on the server below
+    pool = build(route(a.url, limits=(1,)), queue_wait_s=3600)
+    ep = pool.endpoints[0]
+
+    async def run() -> dict[str, Any]:
+        ep.outstanding = 1  # the one slot is taken
+        leaver = asyncio.create_task(pool.chat("openai", ASK))   # queued first
+        stayer = asyncio.create_task(pool.chat("openai", ASK))   # queued second
+        while len(pool._waiters) < 2:
+            await asyncio.sleep(0)
+        pool._free(ep)  # the slot comes free and wakes the leaver ...
+        leaver.cancel()  # ... which leaves before it can take it
+        for _ in range(10):  # no I/O: a few turns of the loop
+            await asyncio.sleep(0)
+        assert (ep.outstanding, len(pool._waiters)) == (1, 0)  # the stayer has the slot
+        answer = await stayer
+        assert leaver.cancelled()
+        await pool.aclose()
+        return answer
+
+    assert asyncio.run(run())["model"] == "qwen-local"
+    assert chats(a) == 1 and ep.outstanding == 0

@@ -249,7 +249,11 @@ class Pool:
             async with asyncio.timeout(timeout):
                 await waiter
         except TimeoutError:
-            pass
+            pass  # the caller looks once more, then gives up
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake()  # woken, then cancelled: the slot goes to the next in line
+            raise
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -318,12 +322,11 @@ class Pool:
         if self._waiters:
             self._wake()
 
-    def _release(self, ep: Endpoint, started: float | None, reason: str | None = None,
+    def _release(self, ep: Endpoint, started: float, reason: str | None = None,
                  exc: UpstreamError | None = None) -> None:
         """Free `ep`'s slot and judge the outcome: `reason` None = it answered."""
         self._free(ep)
-        if started is not None:
-            ep.m_latency.observe(time.perf_counter() - started)
+        ep.m_latency.observe(time.perf_counter() - started)
         if reason is None:
             self._succeeded(ep)
         else:
@@ -366,8 +369,7 @@ class Pool:
         ep.failures = 0
         ep.reason = None
         ep.m_up.set(1 if ep.health_ok else 0)
-        log.warning("pool %s: server %s back in rotation (%s)", self.route.name, ep.base_url,
-                    why)
+        log.info("pool %s: server %s back in rotation (%s)", self.route.name, ep.base_url, why)
 
     def _exhausted(self, failed: list[tuple[Endpoint, str, UpstreamError]]) -> UpstreamError:
         name = self.route.name
@@ -423,8 +425,8 @@ class Pool:
         if not ep.health_ok:
             ep.health_ok = True
             ep.m_up.set(0 if ep.ejected_until else 1)
-            log.warning("pool %s: server %s passed its health check again", self.route.name,
-                        ep.base_url)
+            log.info("pool %s: server %s passed its health check again", self.route.name,
+                     ep.base_url)
         if ep.ejected_until and ep.reason in LIVENESS:
             self._readmit(ep, "passed its health check")
         if ep.metrics_url is not None:

@@ -28,6 +28,7 @@ from prometheus_client import REGISTRY
 from harbourgate.config import EndpointConfig, HealthConfig, RouteConfig
 from harbourgate.providers import pool as pool_module
 from harbourgate.providers.base import UpstreamError, build_upstreams
+from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import Pool, failure_reason, pool_status, server_queue
 from harbourgate.providers.standin.app import create_app
 from harbourgate.providers.standin.capacity import ServerApp, create_server
@@ -429,6 +430,7 @@ def test_half_open_probe_puts_a_returning_server_back(servers: Callable[..., Ser
     async def fail_once() -> None:
         for _ in range(2):
             await pool.chat("openai", ASK)
+        await POOL.close()  # this loop's connections; the next loop opens its own
 
     asyncio.run(fail_once())
     assert pool.endpoints[0].reason == "connect"
@@ -505,6 +507,9 @@ def test_health_check_brings_a_server_back(servers: Callable[..., Served]) -> No
         checks = asyncio.create_task(pool.run_health_checks())
         await until(lambda: pool.endpoints[0].state == "down")
         checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checks
+        await POOL.close()  # this loop's connections; the next loop opens its own
 
     asyncio.run(down())
     with serve_on(create_server(), port) as back:

@@ -58,6 +58,8 @@ BEGIN, END = "<!-- bench/compare.py begin -->", "<!-- bench/compare.py end -->"
 ADMIN_TOKEN = "bench-operator-" + secrets.token_hex(8)
 LITELLM_KEY = "sk-bench-" + secrets.token_hex(8)
 ISSUER = "https://id.bench.example"
+POOL_SIZE = 4
+"""Servers of the pool row in the scaling section (stand-ins, balanced least outstanding)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 DOCUMENT = """季度業務回顧 Quarterly business review — Kowloon Bay office, Q3 2026
@@ -250,9 +252,9 @@ def snapshot_source(work: Path, ref: str | None) -> str:
     return label
 
 
-def start_standin(fleet: Fleet) -> Target:
+def start_standin(fleet: Fleet, name: str = "stand-in") -> Target:
     port = free_port()
-    proc = fleet.start("stand-in", [sys.executable, "-m", "harbourgate", "stand-in", "--port",
+    proc = fleet.start(name, [sys.executable, "-m", "harbourgate", "stand-in", "--port",
                                     str(port)], f"http://127.0.0.1:{port}/v1/models",
                        env=HG_ENV)
     return Target("direct", [f"http://127.0.0.1:{port}/v1/chat/completions"], pids=[proc.pid],
@@ -276,8 +278,9 @@ def verifier(work: Path) -> tuple[Path, str]:
 
 
 def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: str | None,
-                       redis_url: str | None) -> Path:
-    """The deployment under test: the four packs, one US-hosted route, a CN-origin app."""
+                       redis_url: str | None, pool: list[str] | None = None) -> Path:
+    """The deployment under test: the four packs, one US-hosted route, a CN-origin app;
+    with `pool`, the route is a pool of those servers instead of `upstream` alone."""
     config: dict[str, Any] = {
         "data_dir": str(work / "data"),
         "policy": {"packs": ["hk-sandbox", "eu-ai-act", "cross-border", "export-directives"]},
@@ -291,6 +294,10 @@ def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: s
                               "name": "Acme research assistant", "use_cases": ["research.b2b"],
                               "data_origin": "CN", "model_preference": ["fable-5"]}]},
     }
+    if pool:
+        route = config["routes"][0]
+        del route["base_url"]
+        route["endpoints"] = [{"base_url": url} for url in pool]
     if database_url:
         config["database_url"] = database_url
     if redis_url:
@@ -302,12 +309,13 @@ def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: s
 
 def start_harbourgate(fleet: Fleet, work: Path, upstream: str, *, workers: int,
                       replicas: int = 1, database_url: str | None = None,
-                      redis_url: str | None = None, name: str = "harbourgate") -> Target:
+                      redis_url: str | None = None, name: str = "harbourgate",
+                      pool: list[str] | None = None) -> Target:
     """`harbourgate serve` (one or more replicas), a fresh API key, an attestation."""
     work.mkdir(parents=True, exist_ok=True)
     jwks, attestation = verifier(work)
     cfg = harbourgate_config(work, upstream, jwks, database_url=database_url,
-                             redis_url=redis_url)
+                             redis_url=redis_url, pool=pool)
     ports = [free_port() for _ in range(replicas)]
     procs = [fleet.start(f"{name}-{i}", [sys.executable, "-m", "harbourgate", "serve",
                                          "--config", str(cfg), "--port", str(port),
@@ -854,6 +862,12 @@ def scaling(report: dict[str, Any], fleet: Fleet, work: Path, direct: Target,
     for w in plan.scaling_workers:
         one(f"Harbourgate, SQLite, {w} worker{'s' if w > 1 else ''}",
             lambda w=w: start_harbourgate(fleet, work / f"hg-w{w}", upstream, workers=w))
+    servers = [start_standin(fleet, f"stand-in-pool-{i}") for i in range(POOL_SIZE - 1)]
+    one(f"Harbourgate, SQLite, 1 worker, the route a pool of {POOL_SIZE} stand-ins",
+        lambda: start_harbourgate(fleet, work / "hg-pool", upstream, workers=1,
+                                  pool=[upstream, *(s.info["base"] for s in servers)]))
+    for server in servers:
+        fleet.stop_target(server)
     if args.postgres and args.redis:
         for replicas in (1, 2):
             with contextlib.ExitStack() as stack:

@@ -193,8 +193,12 @@ def test_the_output_tells_the_story(story: tuple[demo.DemoResult, str, Path]) ->
                  " → 201, id us-doc-2026-06-12", "directive revoked: DELETE "
                  "/admin/v1/directives/us-doc-2026-06-12 → 200, status revoked",
                  "first 451 legal_restriction: lantau-evals · CN national · openai → fable-5, "
-                 f"citing “{CITATION}”", f"citation: {CITATION}"):
+                 f"citing “{CITATION}”", f"citation: {CITATION}",
+                 "local pool qwen-local (1 server, 1 healthy, 0 errors) absorbed "):
         assert text in output
+    absorbed = re.search(r"absorbed (\d+) rerouted requests, at most (\d+)/s against its "
+                         r"declared capacity of 40/s", output)
+    assert absorbed and int(absorbed.group(1)) >= 1 and int(absorbed.group(2)) >= 1
 
 
 @pytest.mark.e2e

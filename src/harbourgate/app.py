@@ -22,12 +22,14 @@ from harbourgate import config
 from harbourgate.admin.app import AdminServices, create_admin_app
 from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
+from harbourgate.admin.pools import pools_router
 from harbourgate.audit.log import AuditLog
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
+from harbourgate.providers.pool import health_checks, pool_status
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
 
@@ -108,7 +110,7 @@ class Harbourgate:
         self.admin = create_admin_app(
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),
-            routers=[self._audit_routes()])
+            routers=[self._audit_routes(), pools_router(lambda: self.upstreams)])
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -138,7 +140,7 @@ class Harbourgate:
             return False, {"storage": f"unreachable: {exc}"}
         if self.audit.failure:
             return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}"}
-        return True, {"storage": "ok", "audit": "ok"}
+        return True, {"storage": "ok", "audit": "ok", "pools": pool_status(self.upstreams)}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message: Message = await receive()
@@ -146,7 +148,7 @@ class Harbourgate:
         try:
             await asyncio.to_thread(self.audit.start)
             for job in (self.runtime.watch(), self.runtime.listen(),
-                        self.verifier.run_refresher()):
+                        self.verifier.run_refresher(), *health_checks(self.upstreams)):
                 self._tasks.append(asyncio.create_task(job))
         except Exception as exc:
             log.exception("start-up failed")

@@ -22,6 +22,7 @@ import yaml
 
 PROVIDERS = ("openai", "anthropic", "stand-in")
 ROLES = ("operator", "auditor")
+BALANCES = ("least_outstanding", "round_robin")
 
 
 class ConfigError(Exception):
@@ -35,8 +36,37 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class EndpointConfig:
+    """One server of a pool; `max_concurrency` None = no limit of the gateway's own."""
+
+    base_url: str
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """The pool's active health check: GET `path` on each server's host every `interval_s`
+    (0: off); `metrics_path`, if set, is scraped for vLLM's queue gauges at the same pace."""
+
+    path: str = "/health"
+    interval_s: float = 5.0
+    metrics_path: str | None = None
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """What a route can take, as declared by its operator (None: not declared)."""
+
+    requests_per_second: float | None = None
+    tokens_per_second: float | None = None
+
+
+@dataclass(frozen=True)
 class RouteConfig:
-    """A model name clients ask for, mapped to an upstream and its attributes."""
+    """A model name clients ask for, mapped to an upstream and its attributes.
+
+    A pool (`endpoints`) is served by several servers of one model instead of `base_url`.
+    """
 
     name: str
     provider: str = "stand-in"
@@ -49,6 +79,14 @@ class RouteConfig:
     capability_class: str = "frontier-chat"
     timeout_s: float = 60.0
     status: str = "active"
+    endpoints: tuple[EndpointConfig, ...] = ()
+    balance: str = "least_outstanding"
+    health: HealthConfig = HealthConfig()
+    capacity: CapacityConfig = CapacityConfig()
+
+    @property
+    def is_pool(self) -> bool:
+        return bool(self.endpoints)
 
     @property
     def model_id(self) -> str:
@@ -144,7 +182,8 @@ DEFAULT_ROUTES: tuple[dict[str, Any], ...] = (
     {"name": "glm-5.2", "provider": "stand-in", "origin": "CN", "hosting": "CN",
      "class": "frontier-chat"},
     {"name": "qwen-local", "provider": "stand-in", "origin": "CN", "hosting": "HK",
-     "class": "frontier-chat"},
+     "class": "frontier-chat", "capacity": {"requests_per_second": 40,
+                                            "tokens_per_second": 20000}},
     {"name": "embed-small", "provider": "stand-in", "origin": "HK", "hosting": "HK",
      "class": "embedding-small"},
 )
@@ -169,7 +208,8 @@ _SECTIONS: dict[str, type] = {
 _KNOWN_TOP = {*_TOP_SCALARS, *_SECTIONS, "admin_tokens", "routes", "sandbox"}
 _ROUTE_KEYS = {
     "name", "provider", "base_url", "upstream_model", "api_key_env", "origin", "hosting",
-    "export_tags", "class", "timeout_s", "status",
+    "export_tags", "class", "timeout_s", "status", "endpoints", "balance", "health",
+    "capacity",
 }
 
 
@@ -348,9 +388,9 @@ def _routes(value: Any, source: str) -> tuple[RouteConfig, ...]:
         if provider not in PROVIDERS:
             raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}",
                               source=source, key=f"{key}.provider")
-        if provider != "stand-in" and not item.get("base_url"):
-            raise ConfigError(f"a {provider} route needs base_url", source=source,
-                              key=f"{key}.base_url")
+        if provider != "stand-in" and not item.get("base_url") and "endpoints" not in item:
+            raise ConfigError(f"a {provider} route needs base_url (one server) or endpoints "
+                              "(a pool)", source=source, key=f"{key}.base_url")
         kw: dict[str, Any] = {"name": _str(item["name"], source, f"{key}.name"),
                               "provider": provider}
         for k in ("base_url", "upstream_model", "api_key_env", "origin", "hosting", "status"):
@@ -364,11 +404,116 @@ def _routes(value: Any, source: str) -> tuple[RouteConfig, ...]:
             kw["timeout_s"] = _coerce(item["timeout_s"], 1.0, source, f"{key}.timeout_s")
             if kw["timeout_s"] <= 0:
                 raise ConfigError("must be positive", source=source, key=f"{key}.timeout_s")
+        kw.update(_pool(item, provider, source, key))
         if kw["name"] in {r.name for r in routes}:
             raise ConfigError(f"route {kw['name']!r} is defined twice", source=source,
                               key=f"{key}.name")
         routes.append(RouteConfig(**kw))
     return tuple(routes)
+
+
+def _pool(item: dict[str, Any], provider: str, source: str, key: str) -> dict[str, Any]:
+    """A route's pool keys (`endpoints`, `balance`, `health`) and its `capacity`."""
+    kw: dict[str, Any] = {}
+    if item.get("capacity") is not None:
+        kw["capacity"] = CapacityConfig(**_positive_numbers(
+            item["capacity"], CapacityConfig, source, f"{key}.capacity"))
+    if "endpoints" not in item:
+        for k in ("balance", "health"):
+            if k in item:
+                raise ConfigError("applies only to a pool; list the servers under endpoints",
+                                  source=source, key=f"{key}.{k}")
+        return kw
+    if item.get("base_url"):
+        raise ConfigError("a route takes either base_url (one server) or endpoints (a pool), "
+                          "not both; remove one", source=source, key=f"{key}.endpoints")
+    if provider not in ("openai", "anthropic"):
+        raise ConfigError(f"a pool needs provider openai or anthropic, not {provider!r}",
+                          source=source, key=f"{key}.provider")
+    value = item["endpoints"]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("an empty pool: list at least one server, e.g. "
+                          "[{base_url: http://gpu-node-1:8000/v1, max_concurrency: 64}]",
+                          source=source, key=f"{key}.endpoints")
+    endpoints: list[EndpointConfig] = []
+    seen: dict[str, int] = {}
+    for j, ep in enumerate(value):
+        at = f"{key}.endpoints[{j}]"
+        if isinstance(ep, str):
+            ep = {"base_url": ep}
+        if not isinstance(ep, dict) or not ep.get("base_url"):
+            raise ConfigError("needs base_url (and optionally max_concurrency)", source=source,
+                              key=at)
+        unknown = sorted(set(ep) - {"base_url", "max_concurrency"})
+        if unknown:
+            raise ConfigError("unknown key; a pool server takes base_url and max_concurrency",
+                              source=source, key=f"{at}.{unknown[0]}")
+        url = _str(ep["base_url"], source, f"{at}.base_url").rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"must be an http:// or https:// URL, not {url!r}",
+                              source=source, key=f"{at}.base_url")
+        if url in seen:
+            raise ConfigError(f"duplicate server {url} (also endpoints[{seen[url]}]); list "
+                              "each server once", source=source, key=f"{at}.base_url")
+        seen[url] = j
+        limit = ep.get("max_concurrency")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise ConfigError(f"must be a whole number of requests, 1 or more, not {limit!r} "
+                              "(leave it out for no limit)", source=source,
+                              key=f"{at}.max_concurrency")
+        endpoints.append(EndpointConfig(base_url=url, max_concurrency=limit))
+    kw["endpoints"] = tuple(endpoints)
+    balance = item.get("balance", "least_outstanding")
+    if balance not in BALANCES:
+        raise ConfigError(f"must be one of {', '.join(BALANCES)}, not {balance!r}",
+                          source=source, key=f"{key}.balance")
+    kw["balance"] = balance
+    health = item.get("health")
+    if health is not None:
+        if not isinstance(health, dict):
+            raise ConfigError("must be a mapping {path: /health, interval_s: 5}",
+                              source=source, key=f"{key}.health")
+        unknown = sorted(set(health) - {"path", "interval_s", "metrics_path"})
+        if unknown:
+            raise ConfigError("unknown key; health takes path, interval_s and metrics_path",
+                              source=source, key=f"{key}.health.{unknown[0]}")
+        out: dict[str, Any] = {}
+        for k in ("path", "metrics_path"):
+            if health.get(k) is not None:
+                out[k] = _str(health[k], source, f"{key}.health.{k}")
+                if not out[k].startswith("/"):
+                    raise ConfigError(f"must be a path on the server's host, starting with /, "
+                                      f"e.g. /{out[k]}", source=source, key=f"{key}.health.{k}")
+        if health.get("interval_s") is not None:
+            interval = _coerce(health["interval_s"], 1.0, source, f"{key}.health.interval_s")
+            if interval < 0:
+                raise ConfigError("must be 0 (no active health check) or a positive number of "
+                                  "seconds", source=source, key=f"{key}.health.interval_s")
+            out["interval_s"] = interval
+        kw["health"] = HealthConfig(**out)
+    return kw
+
+
+def _positive_numbers(value: Any, cls: type, source: str, key: str) -> dict[str, float]:
+    names = [f.name for f in dataclasses.fields(cls)]
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a mapping with {' and/or '.join(names)}", source=source,
+                          key=key)
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key; {key.rsplit('.', 1)[-1]} takes {', '.join(names)}",
+                          source=source, key=f"{key}.{unknown[0]}")
+    out: dict[str, float] = {}
+    for name in names:
+        if value.get(name) is None:
+            continue
+        number = _coerce(value[name], 1.0, source, f"{key}.{name}")
+        if number <= 0:
+            raise ConfigError(f"must be a positive number, not {value[name]!r} (leave it out "
+                              "if it is not declared)", source=source, key=f"{key}.{name}")
+        out[name] = number
+    return out
 
 
 def _sandbox(value: Any, source: str) -> SandboxSeed:

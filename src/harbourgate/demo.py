@@ -172,9 +172,13 @@ CALLERS: tuple[Caller, ...] = (
 )
 
 
+LOCAL_CAPACITY = {"requests_per_second": 40, "tokens_per_second": 20000}
+
+
 def routes(standin_url: str) -> list[dict[str, Any]]:
     """The four routes, all answered by the one stand-in process; `mythos-5` goes through
-    the Anthropic adapter, so OpenAI-shaped callers of it exercise translation both ways."""
+    the Anthropic adapter, so OpenAI-shaped callers of it exercise translation both ways;
+    `qwen-local` is a pool (`endpoints:`) with a declared capacity, as a GPU cluster is."""
     v1 = standin_url + "/v1"
 
     def route(name: str, provider: str, base_url: str, origin: str, hosting: str,
@@ -183,11 +187,15 @@ def routes(standin_url: str) -> list[dict[str, Any]]:
                 "hosting": hosting, "export_tags": list(tags), "class": "frontier-chat",
                 "timeout_s": 10}
 
+    local = route("qwen-local", "openai", v1, "CN", "HK")
+    del local["base_url"]  # the local GPU cluster: a pool (here of the one stand-in)
+    local.update(endpoints=[{"base_url": v1, "max_concurrency": 64}],
+                 health={"path": "/health", "interval_s": 1}, capacity=LOCAL_CAPACITY)
     return [
         route("fable-5", "openai", v1, "US", "US", ["us-frontier"]),
         route("mythos-5", "anthropic", standin_url, "US", "US", ["us-frontier"]),
         route("glm-5.2", "openai", v1, "CN", "CN"),
-        route("qwen-local", "openai", v1, "CN", "HK"),
+        local,
     ]
 
 
@@ -716,6 +724,7 @@ def _story(run: _Run) -> None:
     gateway, config_path = _start(run)
     keys = _issue_keys(run, gateway)
     asyncio.run(_traffic(run, gateway, keys, directive))
+    _local_pool(run, gateway)
     _audit(run, gateway, config_path)
 
 
@@ -867,6 +876,25 @@ async def _traffic(run: _Run, gateway: Process, keys: dict[str, str],
                        lambda o: affected(o) and o.decision == "allow"),
         off.first_s, off.stale, off.models)
     run.say(f"traffic stopped: {len(result.outcomes)} requests")
+
+
+def _local_pool(run: _Run, gateway: Process) -> None:
+    """Say how the local pool took the traffic the directive moved onto it."""
+    moved = [o for o in run.result.outcomes if o.served == "qwen-local" and o.decision ==
+             "reroute"]
+    per_second = Counter(int(o.ended) for o in moved)
+    with _admin(run, gateway) as admin:
+        r = admin.get("/pools")
+    if r.status_code != 200:
+        raise DemoError(f"GET /admin/v1/pools answered {r.status_code}: {r.text[:300]}")
+    pool = next((p for p in r.json()["data"] if p["model"] == "qwen-local"), None)
+    if pool is None:
+        raise DemoError("GET /admin/v1/pools does not list the qwen-local pool")
+    servers = pool["servers"]
+    run.say(f"local pool qwen-local ({len(servers)} server{'s' if len(servers) > 1 else ''}, "
+            f"{pool['healthy']} healthy, {sum(s['errors'] for s in servers)} errors) absorbed "
+            f"{len(moved)} rerouted requests, at most {max(per_second.values(), default=0)}/s "
+            f"against its declared capacity of {LOCAL_CAPACITY['requests_per_second']}/s")
 
 
 def _audit(run: _Run, gateway: Process, config_path: Path) -> None:

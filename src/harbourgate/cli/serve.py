@@ -58,11 +58,24 @@ def serve(config_path: str | None, host: str | None, port: int | None,
               help="Fraction of requests answered with HTTP 500 (deterministic).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the deterministic failure sequence.")
-def stand_in(host: str, port: int, latency_ms: float, fail_rate: float, seed: int) -> None:
-    """A local OpenAI- and Anthropic-compatible stand-in provider."""
-    from harbourgate.providers import standin
+@click.option("--max-concurrency", type=click.IntRange(1), default=None,
+              help="Answer 429 (Retry-After: 1) to generation requests beyond N at once, "
+                   "as an overloaded inference server does.")
+@click.option("--model-id", default=None,
+              help="Serve only this model id; others get vLLM's 404 'model does not exist'.")
+def stand_in(host: str, port: int, latency_ms: float, fail_rate: float, seed: int,
+             max_concurrency: int | None, model_id: str | None) -> None:
+    """A local OpenAI- and Anthropic-compatible stand-in provider.
 
+    Like a vLLM server, it also answers GET /health and GET /metrics (vLLM's
+    vllm:num_requests_running and vllm:num_requests_waiting), so several of them can
+    form a pool (a route with endpoints:).
+    """
+    from harbourgate.providers.standin import capacity
+
+    limit = f", max concurrency {max_concurrency}" if max_concurrency else ""
     click.echo(f"stand-in provider on http://{host}:{port} (OpenAI base_url "
                f"http://{host}:{port}/v1, Anthropic base_url http://{host}:{port}); "
-               f"latency {latency_ms:g} ms, fail rate {fail_rate:g}")
-    standin.run(host, port, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed)
+               f"latency {latency_ms:g} ms, fail rate {fail_rate:g}{limit}")
+    capacity.run(host, port, latency_ms=latency_ms, fail_rate=fail_rate, seed=seed,
+                 max_concurrency=max_concurrency, model_id=model_id)

@@ -42,6 +42,7 @@ from rich.text import Text
 
 from harbourgate import policy
 from harbourgate.config import RouteConfig
+from harbourgate.directives import capacity
 from harbourgate.directives.model import Directive, DirectiveError
 from harbourgate.enforce import Plan, model_facts, plan
 from harbourgate.identity.model import Application, Registry
@@ -110,6 +111,7 @@ class Simulation:
     refused: Counter[tuple[str, str, str, str | None, str | None, str | None, str]] = field(
         default_factory=Counter)
     affected_limit: int = AFFECTED_LIMIT
+    load: capacity.Load = field(default_factory=capacity.Load)
 
     def to_dict(self) -> dict[str, Any]:
         totals = {k: self.totals[k] for k in ("records", "replayed", "skipped", "unaffected",
@@ -154,6 +156,7 @@ class Simulation:
                  "requests": count}
                 for (app, part, model, code, rule, citation, message), count
                 in sorted(self.refused.items(), key=lambda i: (-i[1], _sortable(i[0])))],
+            "capacity": self.load.to_dict(),
         }
 
 
@@ -182,7 +185,8 @@ def simulate(records: Iterable[Mapping[str, Any]], deployment: Deployment,
     result = Simulation(
         directive={**proposed.to_dict(), "rule": proposed.rule_id},
         policy=str(baseline.version), since=_instant(since),
-        effective_from=_instant(proposed.effective_from), affected_limit=affected_limit)
+        effective_from=_instant(proposed.effective_from), affected_limit=affected_limit,
+        load=capacity.Load.for_routes(deployment.routes.values()))
     for rec in records:
         result.totals["records"] += 1
         _replay(rec, deployment, baseline, proposal, proposed, result)
@@ -238,6 +242,7 @@ def _replay(rec: Mapping[str, Any], deployment: Deployment, baseline: PolicySnap
     counts["requests"] += 1
     result.totals["replayed"] += 1
     now, then = _served(before), _served(after)
+    result.load.observe(now, then, recorded, rec.get("usage"))
     if now == then:
         counts["unaffected"] += 1
         result.totals["unaffected"] += 1
@@ -333,6 +338,10 @@ def render(result: Mapping[str, Any], *, rows: int = 20) -> RenderableType:
             table.add_row(r["application"], r["participant"], r["model_requested"],
                           f"{r['rule']} ({r['code']})", r["citation"] or "-", str(r["requests"]))
         parts.append(table)
+
+    load = capacity.render(result.get("capacity", []))
+    if load is not None:
+        parts.append(load)
 
     if result["affected"]:
         shown = result["affected"][:rows]

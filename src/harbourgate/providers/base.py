@@ -86,7 +86,8 @@ class Upstream(Protocol):
 
 
 def build_upstreams(routes: Iterable[RouteConfig]) -> dict[str, Upstream]:
-    """One adapter per route, keyed by route name, all sharing one pooled HTTP client."""
+    """One adapter per route, keyed by route name, all sharing one pooled HTTP client;
+    a route with `endpoints` gets a `Pool` of adapters, one per server."""
     from harbourgate.providers.standin.upstream import StandInUpstream
     from harbourgate.providers.upstream import AnthropicUpstream, OpenAIUpstream
 
@@ -102,5 +103,10 @@ def build_upstreams(routes: Iterable[RouteConfig]) -> dict[str, Upstream]:
         except KeyError:
             raise ValueError(f"route {route.name!r}: unknown provider {route.provider!r}; "
                              f"expected one of {', '.join(kinds)}") from None
-        upstreams[route.name] = kind(route)
+        if route.endpoints:  # a pool: one adapter per server, balanced
+            from harbourgate.providers.pool import Pool
+
+            upstreams[route.name] = Pool.build(route, kind)
+        else:
+            upstreams[route.name] = kind(route)
     return upstreams

@@ -699,6 +699,7 @@ class Writer:
         self._kinds: dict[int, PartKind] = {}
         self._tools: dict[int, int] = {}
         self._refused = False
+        self._role_sent = False
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None,
                logprobs: list[dict[str, Any]] | None = None) -> StreamEvent:
@@ -717,7 +718,16 @@ class Writer:
             self.id = chat_id(event.id)
             if event.created is not None:
                 self.created = event.created
-            return [self._chunk({"role": "assistant", "content": ""})]
+            return []
+        out: list[StreamEvent] = []
+        if not self._role_sent:
+            # As OpenAI does: content "" when the answer starts with text, else null.
+            self._role_sent = True
+            text = isinstance(event, PartStart) and event.kind == "text"
+            out.append(self._chunk({"role": "assistant", "content": "" if text else None}))
+        return out + self._write(event)
+
+    def _write(self, event: Event) -> list[StreamEvent]:
         if isinstance(event, PartStart):
             self._kinds[event.index] = event.kind
             if event.kind != "tool_call":

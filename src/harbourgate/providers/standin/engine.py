@@ -328,7 +328,10 @@ def _prompt_responses(body: Any, history: Mapping[str, str]) -> tuple[list[str],
 
 def _answer(body: Mapping[str, Any], model: str, prompt: list[str], last: str,
             asked: Asked) -> Reply:
-    key = hashlib.blake2b(orjson.dumps(body), digest_size=12).hexdigest()
+    # Streamed or not, one request gets one answer with one id.
+    same = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    key = hashlib.blake2b(orjson.dumps(same, option=orjson.OPT_SORT_KEYS),
+                          digest_size=12).hexdigest()
     prompt_tokens = sum(words(t) for t in prompt)
     everything = "\n".join(prompt)
     extra: dict[str, Any] = {
@@ -520,7 +523,8 @@ def _openai_chunks(answer: Reply, model: str, created: int,
     events = []
     key = "refusal" if answer.finish == "refusal" else "content"
     for index in range(answer.choices):
-        events.append(chunk(index, {"role": "assistant", "content": ""}))
+        first = "" if key == "content" and not answer.tool_calls else None
+        events.append(chunk(index, {"role": "assistant", "content": first}))
         if answer.logprobs is not None and key == "content":
             events += [chunk(index, {"content": token}, logprobs=_logprobs([token],
                                                                            answer.logprobs))

@@ -85,16 +85,27 @@ def served_route(standin: Any, kind: str) -> RouteConfig:
 
 
 @pytest.fixture(params=["chat", "responses", "anthropic"])
-def relay_url(request, standin, serve_app) -> str:  # type: ignore[no-untyped-def]
+def relay(request, standin, serve_app) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """(the relay's URL, which API its upstream speaks)."""
     route = served_route(standin, request.param)
     make = (lambda: AnthropicUpstream(route)) if request.param == "anthropic" else (
         lambda: OpenAIUpstream(route))
-    return serve_app(Relay(make)).url
+    return serve_app(Relay(make)).url, request.param
+
+
+REFUSED = {
+    # (caller scenario, upstream API) -> the fields (as each caller names it) refused
+    ("stop", "responses"): ("stop", "stop_sequences"),
+    ("logprobs", "anthropic"): ("logprobs", "top_logprobs"),
+}
 
 
 # --------------------------------------------------------------------------- scenarios
 
 SCENARIOS = ["text", "tool", "refusal", "structured", "reasoning", "cached", "length"]
+OPENAI_SCENARIOS = [*SCENARIOS, "stop", "logprobs", "several"]
+ANTHROPIC_SCENARIOS = [*SCENARIOS, "stop"]
+RESPONSES_SCENARIOS = [*SCENARIOS, "logprobs"]
 
 
 def openai_kwargs(scenario: str) -> dict[str, Any]:
@@ -115,6 +126,12 @@ def openai_kwargs(scenario: str) -> dict[str, Any]:
         kw["messages"][-1]["content"] = "[cached] a long shared prefix of words"
     elif scenario == "length":
         kw["max_completion_tokens"] = 3
+    elif scenario == "stop":
+        kw["stop"] = ["there"]
+    elif scenario == "logprobs":
+        kw["logprobs"], kw["top_logprobs"] = True, 2
+    elif scenario == "several":
+        kw["n"] = 2
     return kw
 
 
@@ -134,6 +151,8 @@ def anthropic_kwargs(scenario: str) -> dict[str, Any]:
         kw["messages"][-1]["content"] = "[cached] a long shared prefix of words"
     elif scenario == "length":
         kw["max_tokens"] = 3
+    elif scenario == "stop":
+        kw["stop_sequences"] = ["there"]
     return kw
 
 
@@ -155,6 +174,8 @@ def responses_kwargs(scenario: str) -> dict[str, Any]:
         kw["input"] = "[cached] a long shared prefix of words"
     elif scenario == "length":
         kw["max_output_tokens"] = 3
+    elif scenario == "logprobs":
+        kw["include"], kw["top_logprobs"] = ["message.output_text.logprobs"], 2
     return kw
 
 
@@ -162,7 +183,8 @@ def scrub(value: Any) -> Any:
     """A dump without what legitimately differs between two calls (clock) or what only the
     stream helpers add (their parsed views)."""
     if isinstance(value, dict):
-        helper_only = {"created", "created_at", "parsed", "parsed_arguments"}
+        # (and vLLM's stop_reason, which the chat helper does not accumulate)
+        helper_only = {"created", "created_at", "parsed", "parsed_arguments", "stop_reason"}
         if "function" in value:
             helper_only.add("index")  # the chat helper keeps each tool call's delta index
         return {k: scrub(v) for k, v in value.items() if k not in helper_only}
@@ -171,11 +193,31 @@ def scrub(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_openai_chat_stream_helper_accumulates_the_plain_answer(relay_url: str,
+def refused(relay: tuple[str, str], scenario: str, error: type[Exception],
+            call: Callable[[], Any]) -> bool:
+    """For a pairing that must be refused: check the SDK gets a 400 naming the field."""
+    fields = REFUSED.get((scenario, relay[1]))
+    if fields is None:
+        return False
+    with pytest.raises(error) as info:
+        call()
+    assert getattr(info.value, "status_code", None) == 400
+    assert any(f"request: {field}: " in str(info.value) for field in fields)
+    return True
+
+
+@pytest.mark.parametrize("scenario", OPENAI_SCENARIOS)
+def test_openai_chat_stream_helper_accumulates_the_plain_answer(relay: tuple[str, str],
                                                                 scenario: str) -> None:
-    client = openai.OpenAI(base_url=relay_url + "/v1", api_key="k", max_retries=0)
+    client = openai.OpenAI(base_url=relay[0] + "/v1", api_key="k", max_retries=0)
     kw = openai_kwargs(scenario)
+    if scenario == "several" and relay[1] != "chat":
+        with pytest.raises(openai.BadRequestError, match=r": n: "):
+            client.chat.completions.create(**kw)
+        return
+    if refused(relay, scenario, openai.BadRequestError,
+               lambda: client.chat.completions.create(**kw)):
+        return
     plain = client.chat.completions.create(**kw)
     with client.chat.completions.stream(**kw, stream_options={"include_usage": True}) as stream:
         try:
@@ -187,11 +229,14 @@ def test_openai_chat_stream_helper_accumulates_the_plain_answer(relay_url: str,
     check_scenario_openai(scenario, plain.model_dump())
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_anthropic_stream_helper_accumulates_the_plain_answer(relay_url: str,
+@pytest.mark.parametrize("scenario", ANTHROPIC_SCENARIOS)
+def test_anthropic_stream_helper_accumulates_the_plain_answer(relay: tuple[str, str],
                                                               scenario: str) -> None:
-    client = anthropic.Anthropic(base_url=relay_url, api_key="k", max_retries=0)
+    client = anthropic.Anthropic(base_url=relay[0], api_key="k", max_retries=0)
     kw = anthropic_kwargs(scenario)
+    if refused(relay, scenario, anthropic.BadRequestError,
+               lambda: client.messages.create(**kw)):
+        return
     plain = client.messages.create(**kw)
     with client.messages.stream(**kw) as stream:
         final = stream.get_final_message()
@@ -200,11 +245,13 @@ def test_anthropic_stream_helper_accumulates_the_plain_answer(relay_url: str,
     check_scenario_anthropic(scenario, plain.model_dump())
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_responses_stream_helper_accumulates_the_plain_answer(relay_url: str,
+@pytest.mark.parametrize("scenario", RESPONSES_SCENARIOS)
+def test_responses_stream_helper_accumulates_the_plain_answer(relay: tuple[str, str],
                                                               scenario: str) -> None:
-    client = openai.OpenAI(base_url=relay_url + "/v1", api_key="k", max_retries=0)
+    client = openai.OpenAI(base_url=relay[0] + "/v1", api_key="k", max_retries=0)
     kw = responses_kwargs(scenario)
+    if refused(relay, scenario, openai.BadRequestError, lambda: client.responses.create(**kw)):
+        return
     plain = client.responses.create(**kw)
     with client.responses.stream(**kw) as stream:
         events = list(stream)
@@ -249,9 +296,19 @@ def check_scenario_openai(scenario: str, answer: dict[str, Any]) -> None:
     elif scenario == "cached":
         assert usage["prompt_tokens"] == 9
         assert usage["prompt_tokens_details"]["cached_tokens"] == 4
-    else:
+    elif scenario == "length":
         assert message["content"] == "[fable-5] You said:"
         assert choice["finish_reason"] == "length"
+    elif scenario == "stop":
+        assert message["content"] == "[fable-5] You said: hello "
+        assert choice["finish_reason"] == "stop"
+    elif scenario == "logprobs":
+        tokens = choice["logprobs"]["content"]
+        assert "".join(t["token"] for t in tokens) == message["content"]
+        assert all(len(t["top_logprobs"]) == 2 for t in tokens)
+    else:
+        assert [c["index"] for c in answer["choices"]] == [0, 1]
+        assert usage["completion_tokens"] == 2 * 5
 
 
 def check_scenario_anthropic(scenario: str, answer: dict[str, Any]) -> None:
@@ -277,8 +334,11 @@ def check_scenario_anthropic(scenario: str, answer: dict[str, Any]) -> None:
     elif scenario == "cached":
         assert usage["cache_read_input_tokens"] == 4
         assert usage["input_tokens"] + usage["cache_read_input_tokens"] == 9
-    else:
+    elif scenario == "length":
         assert answer["stop_reason"] == "max_tokens"
+    else:
+        assert content[0]["text"] == "[fable-5] You said: hello "
+        assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "there")
 
 
 def check_scenario_responses(scenario: str, answer: dict[str, Any]) -> None:
@@ -307,6 +367,10 @@ def check_scenario_responses(scenario: str, answer: dict[str, Any]) -> None:
         assert usage["output_tokens_details"]["reasoning_tokens"] == 4
     elif scenario == "cached":
         assert usage["input_tokens_details"]["cached_tokens"] == 4
-    else:
+    elif scenario == "length":
         assert answer["status"] == "incomplete"
         assert answer["incomplete_details"]["reason"] == "max_output_tokens"
+    else:
+        part = output[-1]["content"][0]
+        assert "".join(t["token"] for t in part["logprobs"]) == part["text"]
+        assert all(len(t["top_logprobs"]) == 2 for t in part["logprobs"])

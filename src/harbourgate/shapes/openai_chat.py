@@ -2,8 +2,7 @@
 
 Extensions read where compatible servers send them: `reasoning_content` (vLLM, DeepSeek)
 carries thinking, and a choice's `stop_reason` string (vLLM) names the stop sequence that
-ended the answer. A cache write, which OpenAI does not report, is written as
-`prompt_tokens_details.cache_write_tokens` so that no figure is lost.
+ended the answer.
 """
 
 from __future__ import annotations
@@ -669,6 +668,8 @@ class Reader:
         function = call.get("function") or {}
         if position not in self._tools:
             out += self._close()
+            if self._tools:  # calls arrive one after another: the previous one is complete
+                out.append(PartEnd(self._tools[max(self._tools)]))
             index = self._tools[position] = self._new()
             out.append(PartStart(index, "tool_call", id=call.get("id") or f"call_{position}",
                                  name=function.get("name") or ""))
@@ -680,7 +681,8 @@ class Reader:
         """The upstream sent `[DONE]`."""
         out = [] if self.started else self.feed({})
         out += self._close()
-        out += [PartEnd(i) for i in self._tools.values()]
+        if self._tools:
+            out.append(PartEnd(self._tools[max(self._tools)]))
         finish, stop = ("refusal", None) if self._refused else self._finish
         out.append(End(finish, self._usage, stop))
         return out

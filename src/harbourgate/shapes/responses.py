@@ -417,9 +417,8 @@ def usage_in(usage: Any) -> Usage:
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:
-    details: dict[str, int] = {"cached_tokens": usage.cache_read_tokens}
-    if usage.cache_write_tokens:
-        details["cache_write_tokens"] = usage.cache_write_tokens
+    details = {"cached_tokens": usage.cache_read_tokens,
+               "cache_write_tokens": usage.cache_write_tokens}
     return {"input_tokens": usage.input_tokens, "input_tokens_details": details,
             "output_tokens": usage.output_tokens,
             "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},

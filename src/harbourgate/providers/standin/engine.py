@@ -703,8 +703,9 @@ def _openai_usage(answer: Reply) -> dict[str, Any]:
         "prompt_tokens": answer.prompt_tokens,
         "completion_tokens": answer.completion_tokens * answer.choices,
         "total_tokens": answer.prompt_tokens + answer.completion_tokens * answer.choices}
-    if answer.cache_read:
-        usage["prompt_tokens_details"] = {"cached_tokens": answer.cache_read}
+    if answer.cache_read or answer.cache_write:
+        usage["prompt_tokens_details"] = {"cached_tokens": answer.cache_read,
+                                          "cache_write_tokens": answer.cache_write}
     if answer.thinking:
         usage["completion_tokens_details"] = {"reasoning_tokens": answer.reasoning_tokens}
     return usage
@@ -723,7 +724,8 @@ def _anthropic_usage(answer: Reply) -> dict[str, Any]:
 
 def _responses_usage(answer: Reply) -> dict[str, Any]:
     return {"input_tokens": answer.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": answer.cache_read},
+            "input_tokens_details": {"cached_tokens": answer.cache_read,
+                                     "cache_write_tokens": answer.cache_write},
             "output_tokens": answer.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": answer.reasoning_tokens},
             "total_tokens": answer.prompt_tokens + answer.completion_tokens}

@@ -70,7 +70,9 @@ def only(value: dict[str, Any], known: Iterable[str], where: str) -> None:
     allowed = set(known)
     for key in value:
         if key not in allowed:
-            at = f"{where}.{key}" if where else str(key)
+            label = key if key and key.isprintable() and not set(key) & set(" .[]") else (
+                repr(key))
+            at = f"{where}.{label}" if where else label
             raise TranslationError(f"{at}: has no equivalent in the other API shape")
 
 

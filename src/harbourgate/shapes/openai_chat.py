@@ -480,7 +480,10 @@ def _render_assistant(parts: list[Part], where: str) -> dict[str, Any]:
         else:
             raise TranslationError(f"{at}: a {type(part).__name__.lower()} part cannot be sent "
                                    f"in an assistant turn to {API}")
-    out["content"] = "".join(texts) if texts else None
+    if len(texts) > 1:  # several text blocks stay several parts
+        out["content"] = [{"type": "text", "text": t} for t in texts]
+    else:
+        out["content"] = texts[0] if texts else None
     if calls:
         out["tool_calls"] = calls
     return out

@@ -211,3 +211,23 @@ def test_a_legacy_functions_caller_gets_function_call_back() -> None:
     events, _ = translate_stream("anthropic", "openai", answer, request)
     assert accumulate("openai", events)["choices"][0]["message"]["function_call"] == (
         choice["message"]["function_call"])
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_thinking_from_a_compatible_chat_server_reaches_an_anthropic_caller(key: str) -> None:
+    completion = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+                  "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                      "role": "assistant", "content": "42", key: "think first"}}],
+                  "usage": {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}}
+    message = translate_answer("openai", "anthropic", completion, model="gw")
+    assert message["content"] == [{"type": "thinking", "thinking": "think first",
+                                   "signature": ""}, {"type": "text", "text": "42"}]
+    translator = StreamTranslator("openai", "anthropic", model="gw")
+    events = []
+    for delta in ({"role": "assistant", key: "think "}, {key: "first"}, {"content": "42"}):
+        events += translator.feed({"id": "chatcmpl-1", "choices": [{"index": 0,
+                                                                      "delta": delta}]})
+    events += translator.finish()
+    assert accumulate("anthropic", events)["content"] == [
+        {"type": "thinking", "thinking": "think first", "signature": ""},
+        {"type": "text", "text": "42"}]

@@ -1,8 +1,8 @@
 """OpenAI Chat Completions into and out of the canonical model.
 
 Extensions read where compatible servers send them: `reasoning_content` (vLLM, DeepSeek)
-carries thinking, and a choice's `stop_reason` string (vLLM) names the stop sequence that
-ended the answer.
+or `reasoning` (newer vLLM, OpenRouter) carries thinking, and a choice's `stop_reason`
+string (vLLM) names the stop sequence that ended the answer.
 """
 
 from __future__ import annotations
@@ -525,8 +525,9 @@ def parse_answer(data: dict[str, Any]) -> Answer:
     for raw in data["choices"]:
         message = raw["message"]
         parts: list[Part] = []
-        if message.get("reasoning_content"):
-            parts.append(Thinking(message["reasoning_content"]))
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning:
+            parts.append(Thinking(reasoning))
         content = message.get("content")
         if isinstance(content, list):  # some compatible servers answer with parts
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
@@ -629,8 +630,8 @@ class Reader:
                 raise TranslationError("n: only one choice can be translated")
             delta = choice.get("delta") or {}
             logprobs = (choice.get("logprobs") or {}).get("content")
-            for kind, key in (("thinking", "reasoning_content"), ("text", "content"),
-                              ("refusal", "refusal")):
+            for kind, key in (("thinking", "reasoning_content"), ("thinking", "reasoning"),
+                              ("text", "content"), ("refusal", "refusal")):
                 text = delta.get(key)
                 if text or (kind == "text" and logprobs):
                     out += self._text(kind, text or "", logprobs if kind == "text" else None)

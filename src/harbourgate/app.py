@@ -28,8 +28,8 @@ from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
 from harbourgate.privacy import Scanner
-from harbourgate.providers.base import build_upstreams
 from harbourgate.providers.pool import health_checks, pool_status
+from harbourgate.providers.registry import build_upstreams
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
 

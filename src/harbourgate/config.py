@@ -35,6 +35,18 @@ class ConfigError(Exception):
         super().__init__(where + message)
 
 
+ROUTE_APIS = ("chat", "responses")
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """What a route's upstream takes beyond the common ground (docs/translation.md)."""
+
+    max_completion_tokens: bool = False  # OpenAI reasoning models refuse max_tokens
+    n: bool = True  # several choices per request (OpenAI, vLLM)
+    top_k: bool = False  # vLLM's top_k extension to Chat Completions
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     """One server of a pool; `max_concurrency` None = no limit of the gateway's own."""
@@ -65,6 +77,8 @@ class CapacityConfig:
 class RouteConfig:
     """A model name clients ask for, mapped to an upstream and its attributes.
 
+    `api`: which OpenAI API an openai route's upstream speaks, `chat` (Chat Completions)
+    or `responses` (the Responses API, natively: stateful requests pass through).
     A pool (`endpoints`) is served by several servers of one model instead of `base_url`.
     """
 
@@ -79,6 +93,8 @@ class RouteConfig:
     capability_class: str = "frontier-chat"
     timeout_s: float = 60.0
     status: str = "active"
+    api: str = "chat"
+    accepts: Accepts = Accepts()
     endpoints: tuple[EndpointConfig, ...] = ()
     balance: str = "least_outstanding"
     health: HealthConfig = HealthConfig()
@@ -208,8 +224,8 @@ _SECTIONS: dict[str, type] = {
 _KNOWN_TOP = {*_TOP_SCALARS, *_SECTIONS, "admin_tokens", "routes", "sandbox"}
 _ROUTE_KEYS = {
     "name", "provider", "base_url", "upstream_model", "api_key_env", "origin", "hosting",
-    "export_tags", "class", "timeout_s", "status", "endpoints", "balance", "health",
-    "capacity",
+    "export_tags", "class", "timeout_s", "status", "api", "accepts", "endpoints", "balance",
+    "health", "capacity",
 }
 
 
@@ -404,6 +420,10 @@ def _routes(value: Any, source: str) -> tuple[RouteConfig, ...]:
             kw["timeout_s"] = _coerce(item["timeout_s"], 1.0, source, f"{key}.timeout_s")
             if kw["timeout_s"] <= 0:
                 raise ConfigError("must be positive", source=source, key=f"{key}.timeout_s")
+        if item.get("api") is not None:
+            kw["api"] = _route_api(item["api"], provider, source, f"{key}.api")
+        if item.get("accepts") is not None:
+            kw["accepts"] = _accepts(item["accepts"], source, f"{key}.accepts")
         kw.update(_pool(item, provider, source, key))
         if kw["name"] in {r.name for r in routes}:
             raise ConfigError(f"route {kw['name']!r} is defined twice", source=source,
@@ -514,6 +534,31 @@ def _positive_numbers(value: Any, cls: type, source: str, key: str) -> dict[str,
                               "if it is not declared)", source=source, key=f"{key}.{name}")
         out[name] = number
     return out
+
+
+def _route_api(value: Any, provider: str, source: str, key: str) -> str:
+    if value not in ROUTE_APIS:
+        raise ConfigError(f"must be one of {', '.join(ROUTE_APIS)}, not {value!r}",
+                          source=source, key=key)
+    if value == "responses" and provider != "openai":
+        raise ConfigError(f"only an openai route can speak the Responses API (this one is "
+                          f"{provider})", source=source, key=key)
+    return str(value)
+
+
+def _accepts(value: Any, source: str, key: str) -> Accepts:
+    fields = {f.name for f in dataclasses.fields(Accepts)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a mapping of {', '.join(sorted(fields))} to true/false",
+                          source=source, key=key)
+    for name, flag in value.items():
+        if name not in fields:
+            raise ConfigError(f"unknown key; accepts takes {', '.join(sorted(fields))}",
+                              source=source, key=f"{key}.{name}")
+        if not isinstance(flag, bool):
+            raise ConfigError(f"must be true or false, not {flag!r}", source=source,
+                              key=f"{key}.{name}")
+    return Accepts(**value)
 
 
 def _sandbox(value: Any, source: str) -> SandboxSeed:

@@ -27,9 +27,10 @@ from prometheus_client import REGISTRY
 
 from harbourgate.config import EndpointConfig, HealthConfig, RouteConfig
 from harbourgate.providers import pool as pool_module
-from harbourgate.providers.base import UpstreamError, build_upstreams
+from harbourgate.providers.base import UpstreamError
 from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import Pool, failure_reason, pool_status, server_queue
+from harbourgate.providers.registry import build_upstreams
 from harbourgate.providers.standin.app import create_app
 from harbourgate.providers.standin.capacity import ServerApp, create_server
 
@@ -691,7 +692,7 @@ _MULTIPROCESS = """
 import asyncio, sys
 from harbourgate.config import EndpointConfig, HealthConfig, RouteConfig
 from harbourgate.gateway.metrics import render
-from harbourgate.providers.base import build_upstreams
+from harbourgate.providers.registry import build_upstreams
 
 route = RouteConfig(name="qwen-local", provider="openai", health=HealthConfig(interval_s=0),
                     endpoints=(EndpointConfig(sys.argv[1] + "/v1", 4),

@@ -51,6 +51,18 @@ def test_delta_text_reads_anthropic_text_deltas_only() -> None:
     assert delta_text("anthropic", StreamEvent("ping", {"type": "ping"})) is None
 
 
+def test_delta_text_reads_responses_output_text_deltas_only() -> None:
+    ev = StreamEvent("response.output_text.delta", {
+        "type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+        "content_index": 0, "delta": "Hel"})
+    assert delta_text("responses", ev) == "Hel"
+    set_delta_text("responses", ev, "Hello")
+    assert ev.data["delta"] == "Hello"
+    args = StreamEvent("response.function_call_arguments.delta", {
+        "type": "response.function_call_arguments.delta", "delta": "{"})
+    assert delta_text("responses", args) is None
+
+
 def test_set_delta_text_replaces_in_place() -> None:
     ev = openai_chunk({"content": "<PHONE_1>"})
     set_delta_text("openai", ev, "+852 9123 4567")

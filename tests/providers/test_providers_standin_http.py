@@ -395,3 +395,107 @@ def test_run_serves_the_stand_in_with_uvicorn(refused_port: int) -> None:
         proc.wait(10)
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+# --------------------------------------------------------------------------- Responses API
+
+
+def test_responses_create_and_the_sdk_reads_it(oai: openai.OpenAI) -> None:
+    response = oai.responses.create(model="fable-5", instructions="be brief",
+                                    input="hello responses")
+    assert response.output_text == "[fable-5] You said: hello responses"
+    assert (response.status, response.model) == ("completed", "fable-5")
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (4, 5)
+    assert response.id.startswith("resp_")
+
+
+def test_responses_stream_sends_the_full_event_sequence(oai: openai.OpenAI) -> None:
+    tools: Any = [{"type": "function", "name": "weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}]
+    with oai.responses.stream(model="fable-5", input="weather in Tai Po", tools=tools,
+                              reasoning={"effort": "low"}) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    for kind in ("response.output_item.added", "response.reasoning_text.delta",
+                 "response.function_call_arguments.delta",
+                 "response.function_call_arguments.done", "response.output_item.done"):
+        assert kind in kinds
+    assert kinds[-1] == "response.completed"
+    call = final.output[-1]
+    assert call.type == "function_call" and call.name == "weather"
+    assert orjson.loads(call.arguments) == {"city": "weather in Tai Po"}
+    assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 6
+
+    with oai.responses.stream(model="fable-5", input="plain text please") as stream:
+        kinds = [event.type for event in stream]
+    assert kinds == ["response.created", "response.in_progress",
+                     "response.output_item.added", "response.content_part.added",
+                     *["response.output_text.delta"] * 5, "response.output_text.done",
+                     "response.content_part.done", "response.output_item.done",
+                     "response.completed"]
+
+
+def test_responses_refusal_structured_output_and_logprobs(oai: openai.OpenAI) -> None:
+    refusal = oai.responses.create(model="fable-5", input="[refuse] this")
+    assert refusal.output[0].content[0].type == "refusal"  # type: ignore[union-attr]
+    structured = oai.responses.create(model="fable-5", input="Sha Tin", text={"format": {
+        "type": "json_schema", "name": "w", "schema": {
+            "type": "object", "properties": {"city": {"type": "string"}}}}})
+    assert orjson.loads(structured.output_text) == {"city": "Sha Tin"}
+    probed = oai.responses.create(model="fable-5", input="two words", top_logprobs=2,
+                                  include=["message.output_text.logprobs"])
+    logprobs = probed.output[0].content[0].logprobs  # type: ignore[union-attr]
+    assert "".join(t.token for t in logprobs) == probed.output_text
+    assert all(len(t.top_logprobs) == 2 for t in logprobs)
+
+
+def test_stored_responses_continue_and_unknown_ones_are_refused(oai: openai.OpenAI) -> None:
+    first = oai.responses.create(model="fable-5", input="my name is Ada")
+    second = oai.responses.create(model="fable-5", input="who am I",
+                                  previous_response_id=first.id)
+    assert second.usage is not None and second.usage.input_tokens == 3 + 4 + 7
+    with pytest.raises(openai.BadRequestError, match="Previous response with id 'resp_x' not"):
+        oai.responses.create(model="fable-5", input="x", previous_response_id="resp_x")
+
+
+def test_token_counting_endpoints(standin, oai: openai.OpenAI, ant: anthropic.Anthropic  # type: ignore[no-untyped-def]
+                                  ) -> None:
+    counted = ant.messages.count_tokens(model="fable-5", system="be brief", messages=[
+        {"role": "user", "content": "count these four words"}])
+    assert counted.input_tokens == 6
+    answer = httpx.post(standin.url + "/v1/responses/input_tokens",
+                        json={"model": "fable-5", "input": "three more words"})
+    assert answer.json() == {"object": "response.input_tokens", "input_tokens": 3}
+
+
+@pytest.mark.parametrize(("model", "status", "kind"), [
+    ("standin-429", 429, "rate_limit_error"), ("standin-503", 503, "server_error")])
+def test_openai_refusals_carry_retry_after(standin, model: str, status: int, kind: str  # type: ignore[no-untyped-def]
+                                           ) -> None:
+    answer = httpx.post(standin.openai_url + "/chat/completions",
+                        json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+    assert (answer.status_code, answer.headers["retry-after"]) == (status, "7")
+    assert answer.json()["error"]["type"] == kind
+
+
+def test_anthropic_overload_is_529(ant: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.APIStatusError) as info:
+        ant.messages.create(model="standin-529", max_tokens=5,
+                            messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == 529
+    assert info.value.response.headers["retry-after"] == "7"
+    assert info.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+def test_anthropic_thinking_refusal_and_cache_usage(ant: anthropic.Anthropic) -> None:
+    message = ant.messages.create(model="fable-5", max_tokens=2000,
+                                  thinking={"type": "enabled", "budget_tokens": 1024},
+                                  messages=[{"role": "user", "content": "[cached] think"}])
+    assert message.content[0].type == "thinking"
+    assert message.content[0].signature.startswith("sig_")  # type: ignore[union-attr]
+    assert (message.usage.cache_read_input_tokens, message.usage.input_tokens) == (1, 1)
+    refused = ant.messages.create(model="fable-5", max_tokens=50,
+                                  messages=[{"role": "user", "content": "[refuse] now"}])
+    assert refused.stop_reason == "refusal"

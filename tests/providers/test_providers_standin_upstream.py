@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from harbourgate.config import RouteConfig
-from harbourgate.providers import UpstreamError, build_upstreams
+from harbourgate.providers import UpstreamError
+from harbourgate.providers.registry import build_upstreams
 from harbourgate.providers.standin import StandInUpstream
 from harbourgate.providers.standin.upstream import CUT_AFTER
+from harbourgate.shapes import Usage
 
 
 def upstream(model: str = "fable-5", **kw: Any) -> StandInUpstream:
@@ -47,7 +49,7 @@ def test_streams_in_both_shapes() -> None:
     chunks, usage = asyncio.run(scenario("openai", OPENAI))
     assert "".join(c.data["choices"][0]["delta"].get("content") or "" for c in chunks) == (
         "[fable-5] You said: in process")
-    assert usage == {"input_tokens": 2, "output_tokens": 5}
+    assert usage == Usage(input_tokens=2, output_tokens=5)
     events, _ = asyncio.run(scenario("anthropic", ANTHROPIC))
     assert events[0].data["message"]["model"] == "gw"
     assert events[-1].event == "message_stop"

@@ -10,10 +10,12 @@ import orjson
 import pytest
 
 from harbourgate.config import RouteConfig
-from harbourgate.providers import StreamEvent, UpstreamError, build_upstreams
+from harbourgate.providers import StreamEvent, UpstreamError
 from harbourgate.providers.http import ClientPool, status_error, upstream_message
+from harbourgate.providers.registry import build_upstreams
 from harbourgate.providers.standin import StandInUpstream
 from harbourgate.providers.upstream import AnthropicUpstream, HTTPUpstream, OpenAIUpstream
+from harbourgate.shapes import Usage
 
 PAIRS = [(caller, provider) for caller in ("openai", "anthropic")
          for provider in ("openai", "anthropic")]
@@ -111,7 +113,7 @@ def test_streaming_in_every_pairing(standin, caller: str, provider: str) -> None
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_openai_callers_get_usage_when_they_ask_and_the_stream_reports_it(
         standin, provider: str) -> None:  # type: ignore[no-untyped-def]
-    async def scenario(up: Any) -> tuple[list[StreamEvent], dict[str, int]]:
+    async def scenario(up: Any) -> tuple[list[StreamEvent], Usage]:
         stream = await up.open_stream("openai", chat_body(
             "openai", stream=True, stream_options={"include_usage": True}))
         events = [e async for e in stream]
@@ -121,7 +123,7 @@ def test_openai_callers_get_usage_when_they_ask_and_the_stream_reports_it(
     assert events[-1].data["choices"] == []
     assert events[-1].data["usage"] == {"prompt_tokens": 2, "completion_tokens": 5,
                                         "total_tokens": 7}
-    assert usage == {"input_tokens": 2, "output_tokens": 5}
+    assert usage == Usage(input_tokens=2, output_tokens=5)
 
 
 def test_a_route_key_is_sent_as_each_provider_expects(standin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -342,8 +344,9 @@ def test_a_request_the_provider_shape_cannot_express_is_refused_before_sending(s
     standin.clear()
     error = raises(route(standin, "anthropic"), plain(n=3))
     assert (error.status, error.code, error.retryable) == (400, "invalid_request", False)
-    assert error.message == ("model 'gw-model' cannot take this request: n: an Anthropic model "
-                             "returns one choice; ask with n=1")
+    assert error.message == ("model 'gw-model' is served through the Anthropic Messages API, "
+                             "which cannot take this request: n: Anthropic Messages returns one "
+                             "answer per request; ask with n=1")
     assert standin.recorded() == []
 
 
@@ -353,15 +356,20 @@ def test_a_request_the_provider_shape_cannot_express_is_refused_before_sending(s
     (401, "upstream_error", True, "rejected the route's credentials (check its api_key_env)"),
     (403, "upstream_error", True, "rejected the route's credentials"),
     (404, "upstream_error", True, "does not know the endpoint or model"),
-    (429, "upstream_error", True, "is rate limiting (HTTP 429: bad field)"),
-    (503, "upstream_error", True, "failed (HTTP 503: bad field)"),
+    (429, "upstream_rate_limited", True, "is rate limiting (HTTP 429: bad field)"),
+    (503, "upstream_overloaded", True, "is overloaded (HTTP 503: bad field)"),
+    (529, "upstream_overloaded", True, "is overloaded (HTTP 529: bad field)"),
+    (500, "upstream_error", True, "failed (HTTP 500: bad field)"),
     (409, "upstream_error", True, "answered with an unexpected status (HTTP 409"),
 ])
 def test_status_mapping(status: int, code: str, retryable: bool, fragment: str) -> None:
-    error = status_error("r", status, b'{"error": {"message": "bad field"}}')
-    expected_status = 400 if code == "invalid_request" else 502
+    error = status_error("r", status, b'{"error": {"message": "bad field"}}', "12")
+    expected_status = {"invalid_request": 400, "upstream_rate_limited": 429,
+                       "upstream_overloaded": 503}.get(code, 502)
     assert (error.status, error.code, error.retryable) == (expected_status, code, retryable)
     assert fragment in error.message
+    assert error.retry_after == ("12" if code.startswith(("upstream_rate", "upstream_over"))
+                                 else None)
 
 
 @pytest.mark.parametrize(("body", "message"), [

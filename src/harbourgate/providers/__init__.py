@@ -1,5 +1,6 @@
 """Provider adapters: the gateway's way out to model providers, in the caller's API shape.
 
+    from harbourgate.providers.registry import build_upstreams
     upstreams = build_upstreams(settings.routes)
     answer = await upstreams["fable-5"].chat("anthropic", body)
 """
@@ -11,7 +12,6 @@ from harbourgate.providers.base import (
     StreamEvent,
     Upstream,
     UpstreamError,
-    build_upstreams,
 )
 from harbourgate.providers.sse import DONE, delta_text, encode_event, set_delta_text
 
@@ -23,7 +23,6 @@ __all__ = [
     "StreamEvent",
     "Upstream",
     "UpstreamError",
-    "build_upstreams",
     "delta_text",
     "encode_event",
     "set_delta_text",

@@ -68,7 +68,7 @@ class ClientPool:
 
 
 POOL = ClientPool()
-"""The process-wide pool `build_upstreams` hands to every network adapter."""
+"""The process-wide pool every network adapter shares unless given its own."""
 
 
 async def read_capped(response: aiohttp.ClientResponse, route: str, limit: int) -> bytes:
@@ -120,23 +120,32 @@ def timeout_error(route: str, *, streaming: bool = False) -> UpstreamError:
                          status=504, code="upstream_timeout")
 
 
-def status_error(route: str, status: int, body: bytes) -> UpstreamError:
+def status_error(route: str, status: int, body: bytes,
+                 retry_after: str | None = None) -> UpstreamError:
     """An upstream HTTP error status, mapped to what the gateway does about it.
 
     400/422 mean the request itself is at fault: not retryable, the upstream's message is
-    passed on. Everything else (401/403/404: the route is misconfigured; 429; 5xx) is
-    the upstream's problem, and another model may serve the request.
+    passed on. 429 is `upstream_rate_limited` and 503 (OpenAI) or 529 (Anthropic)
+    `upstream_overloaded`, both with the upstream's `Retry-After`. Everything else
+    (401/403/404: the route is misconfigured; 5xx) is the upstream's problem, and another
+    model may serve the request.
     """
     message = upstream_message(body)
     if status in (400, 422):
         return UpstreamError(f"model {route!r} refused the request: {message}", status=400,
                              code="invalid_request", retryable=False)
+    if status == 429:
+        return UpstreamError(f"model {route!r}: the upstream is rate limiting (HTTP 429: "
+                             f"{message})", status=429, code="upstream_rate_limited",
+                             retry_after=retry_after)
+    if status in (503, 529):
+        return UpstreamError(f"model {route!r}: the upstream is overloaded (HTTP {status}: "
+                             f"{message})", status=503, code="upstream_overloaded",
+                             retry_after=retry_after)
     if status in (401, 403):
         why = "rejected the route's credentials (check its api_key_env)"
     elif status == 404:
         why = "does not know the endpoint or model (check the route's base_url and upstream_model)"
-    elif status == 429:
-        why = "is rate limiting"
     elif status >= 500:
         why = "failed"
     else:

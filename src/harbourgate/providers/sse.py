@@ -28,7 +28,7 @@ def encode_event(ev: StreamEvent) -> bytes:
 
 
 def delta_text(shape: Shape, ev: StreamEvent) -> str | None:
-    """The text carried by a content delta event, or None if `ev` carries no text."""
+    """The answer text carried by a content delta event, or None if `ev` carries none."""
     data = ev.data
     if shape == "openai":
         choices = data.get("choices")
@@ -38,6 +38,11 @@ def delta_text(shape: Shape, ev: StreamEvent) -> str | None:
         if not isinstance(delta, dict):
             return None
         text = delta.get("content")
+        return text if isinstance(text, str) else None
+    if shape == "responses":
+        if data.get("type") != "response.output_text.delta":
+            return None
+        text = data.get("delta")
         return text if isinstance(text, str) else None
     if data.get("type") != "content_block_delta":
         return None
@@ -54,6 +59,8 @@ def set_delta_text(shape: Shape, ev: StreamEvent, text: str) -> None:
         raise ValueError("the event carries no content text to replace")
     if shape == "openai":
         ev.data["choices"][0]["delta"]["content"] = text
+    elif shape == "responses":
+        ev.data["delta"] = text
     else:
         ev.data["delta"]["text"] = text
 

@@ -1,17 +1,19 @@
 """Adapters to OpenAI-style and Anthropic-style upstreams over HTTP.
 
-Each adapter speaks its provider's wire format and answers in the caller's shape,
-translating requests, responses and streams when the two differ. Plain calls get the
-route's `timeout_s` for the whole exchange; streams get it for connecting and receiving
-the headers, then as the longest silence allowed between two reads.
+Each adapter speaks its provider's wire format and answers in the caller's shape: the
+same shape passes through untouched (unknown fields and provider headers included), any
+other is translated through `harbourgate.shapes`, which refuses by name what the
+provider's API cannot express. Plain calls get the route's `timeout_s` for the whole
+exchange; streams get it for connecting and receiving the headers, then as the longest
+silence allowed between two reads.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncGenerator, Callable
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import orjson
@@ -27,14 +29,13 @@ from harbourgate.providers.http import (
     timeout_error,
 )
 from harbourgate.providers.sse import ServerSentEvent, SSEDecoder
-from harbourgate.providers.translate import (
-    StreamToAnthropic,
-    StreamToOpenAI,
-    TranslationError,
-    request_to_anthropic,
-    request_to_openai,
-    response_to_anthropic,
-    response_to_openai,
+from harbourgate.shapes import API_NAMES, TranslationError, Usage
+from harbourgate.shapes.responses import stateful_field
+from harbourgate.shapes.translate import (
+    StreamTranslator,
+    UsageMeter,
+    translate_answer,
+    translate_request,
 )
 
 Translate = Callable[[ServerSentEvent], tuple[list[StreamEvent], bool]]
@@ -43,20 +44,31 @@ Translate = Callable[[ServerSentEvent], tuple[list[StreamEvent], bool]]
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 """What reading an answer of the wrong shape raises; it becomes an `upstream_error`."""
 
+PASSED_HEADERS = ("anthropic-", "openai-")
+"""The caller headers an adapter is handed (lower-case name prefixes)."""
+
+ANTHROPIC_COUNT_KEYS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+RESPONSES_COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice",
+                        "parallel_tool_calls", "text", "reasoning", "truncation",
+                        "previous_response_id", "conversation")
+
 
 class UpstreamStream:
     """Caller-shape events from an upstream response; `aclose()` frees the connection.
 
-    After the last event, `usage` holds the token counts the upstream reported, as
-    `{"input_tokens": N, "output_tokens": M}` (empty if it reported none).
+    `usage` is the `Usage` the upstream reported so far (complete after the last event).
     """
 
     def __init__(self, events: AsyncGenerator[StreamEvent, None],
                  response: aiohttp.ClientResponse | None = None,
-                 usage: dict[str, int] | None = None) -> None:
+                 usage: Callable[[], Usage] | Usage | None = None) -> None:
         self._events = events
         self._response = response
-        self.usage: dict[str, int] = {} if usage is None else usage
+        self._usage = usage if usage is not None else Usage()
+
+    @property
+    def usage(self) -> Usage:
+        return self._usage() if callable(self._usage) else self._usage
 
     def __aiter__(self) -> UpstreamStream:
         return self
@@ -70,10 +82,56 @@ class UpstreamStream:
             self._response.release()
 
 
-class HTTPUpstream(abc.ABC):
-    """What both network adapters share: the pooled session, timeouts, error mapping."""
+def refusal(route: RouteConfig, shape: Shape, exc: TranslationError | str) -> UpstreamError:
+    """A request the route's upstream API cannot express: 400 naming the field and the API."""
+    return UpstreamError(f"model {route.name!r} is served through the {API_NAMES[shape]} API, "
+                         f"which cannot take this request: {exc}", status=400,
+                         code="invalid_request", retryable=False)
 
-    provider: ClassVar[Shape]
+
+def check_request(route: RouteConfig, caller: Shape, served: Shape, body: dict[str, Any],
+                  headers: Mapping[str, str] | None) -> None:
+    """Refusals that do not depend on translating fields: n, Responses state, headers."""
+    n = body.get("n") if caller == "openai" else None
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1 and not route.accepts.n:
+        raise refusal(route, served, f"n: this route's upstream returns one choice per "
+                      f"request (a route declares accepts: {{n: true}} if it can do {n})")
+    if caller == "responses" and served != "responses":
+        field = stateful_field(body)
+        if field is not None:
+            raise UpstreamError(
+                f"model {route.name!r} is served through the {API_NAMES[served]} API, which "
+                f"holds no Responses state: {field!r} needs a route whose upstream speaks the "
+                "Responses API natively (api: responses); send the whole conversation in "
+                "input (and store: false) instead", status=400, code="invalid_request",
+                retryable=False)
+    if caller != served:
+        for name in headers or {}:
+            lower = name.lower()
+            if lower == "anthropic-version":
+                continue  # the caller's protocol version: the translation answers in it
+            family = "anthropic-" if served == "anthropic" else "openai-"
+            if not lower.startswith(family):
+                raise refusal(route, served, f"header {lower}: has no equivalent")
+
+
+def passed_headers(caller: Shape, served: Shape,
+                   headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The caller headers sent upstream: all of them on the same-shape path, else those of
+    the provider's own family (anthropic-version excepted: the translation speaks ours)."""
+    if not headers:
+        return {}
+    if caller == served:
+        return dict(headers)
+    family = "anthropic-" if served == "anthropic" else "openai-"
+    return {k: v for k, v in headers.items()
+            if k.lower().startswith(family) and k.lower() != "anthropic-version"}
+
+
+class HTTPUpstream(abc.ABC):
+    """What both network adapters share: the pooled session, timeouts, error mapping,
+    and the choice between passing a request through and translating it."""
+
 
     def __init__(self, route: RouteConfig, *, pool: ClientPool | None = None) -> None:
         if not route.base_url:
@@ -92,29 +150,53 @@ class HTTPUpstream(abc.ABC):
     def _auth_headers(self, key: str | None) -> dict[str, str]:
         """The headers that carry the route's key (and API version) to this provider."""
 
+    @property
+    @abc.abstractmethod
+    def served(self) -> Shape:
+        """The API shape this route's upstream speaks."""
+
+    @property
+    @abc.abstractmethod
+    def _chat_url(self) -> str:
+        """Where generation requests go."""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.route.name!r}, {self.route.base_url!r})"
 
     # -- the Upstream protocol
 
-    async def chat(self, shape: Shape, body: dict[str, Any]) -> dict[str, Any]:
-        data = await self._post(self._chat_url, self._chat_request(shape, body, stream=False))
+    async def chat(self, shape: Shape, body: dict[str, Any],
+                   headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        request = self._request(shape, body, headers, stream=False)
+        data = await self._post(self._chat_url, request, passed_headers(shape, self.served,
+                                                                          headers))
+        if shape == self.served:
+            if not _looks_like_answer(shape, data):
+                raise garbage_error(self.route.name, f"a body of unexpected shape (not an "
+                                    f"{API_NAMES[shape]} answer)")
+            data["model"] = self.route.name
+            return data
         try:
-            return self._chat_response(shape, data)
+            return translate_answer(self.served, shape, data, model=self.route.name,
+                                    request=body)
         except (TranslationError, *_SHAPE_ERRORS) as exc:
-            raise garbage_error(self.route.name, f"a body of unexpected shape ({exc})") from None
+            raise garbage_error(self.route.name, f"a body of unexpected shape ({exc}), which "
+                                f"cannot be given in the {API_NAMES[shape]} API") from None
 
-    async def open_stream(self, shape: Shape, body: dict[str, Any]) -> UpstreamStream:
-        request = self._chat_request(shape, body, stream=True)
+    async def open_stream(self, shape: Shape, body: dict[str, Any],
+                          headers: Mapping[str, str] | None = None) -> UpstreamStream:
+        request = self._request(shape, body, headers, stream=True)
+        extra = passed_headers(shape, self.served, headers)
         session = await self._pool.session()
         response: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.route.timeout_s):  # connecting + the headers
                 response = await session.post(self._chat_url, data=orjson.dumps(request),
-                                              headers=self._headers,
+                                              headers={**self._headers, **extra},
                                               timeout=self._stream_timeout)
                 if response.status >= 400:
-                    raise status_error(self.route.name, response.status, await response.read())
+                    raise status_error(self.route.name, response.status, await response.read(),
+                                       response.headers.get("Retry-After"))
         except BaseException as exc:
             if response is not None:
                 response.release()
@@ -126,15 +208,40 @@ class HTTPUpstream(abc.ABC):
             response.release()
             raise garbage_error(self.route.name, f"a stream request with {content_type or 'no'} "
                                 "content instead of an event stream")
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        usage: dict[str, int] = {}
-        translate = self._translator(shape, include_usage, usage)
-        return UpstreamStream(self._events(response, translate), response, usage)
+        if shape == self.served:
+            meter = UsageMeter(shape)
+            translate = self._passthrough(shape, body, meter)
+            return UpstreamStream(self._events(response, translate), response,
+                                  lambda: meter.usage)
+        translator = StreamTranslator(self.served, shape, model=self.route.name, request=body)
+        return UpstreamStream(self._events(response, self._translated(translator)), response,
+                              lambda: translator.usage)
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         raise UpstreamError(f"model {self.route.name!r} does not serve embeddings",
                             status=400, code="invalid_request", retryable=False)
+
+    async def count_tokens(self, shape: Shape, body: dict[str, Any],
+                           headers: Mapping[str, str] | None = None) -> int | None:
+        url = self._count_url
+        if url is None:
+            return None
+        check_request(self.route, shape, self.served, body, headers)
+        if shape == self.served:
+            request = {**body, "model": self.route.model_id}
+        else:
+            try:
+                request = translate_request(shape, self.served, body,
+                                            model=self.route.model_id)
+            except TranslationError as exc:
+                raise refusal(self.route, self.served, exc) from None
+        keys = ANTHROPIC_COUNT_KEYS if self.served == "anthropic" else RESPONSES_COUNT_KEYS
+        request = {k: v for k, v in request.items() if k in keys}
+        data = await self._post(url, request, passed_headers(shape, self.served, headers))
+        count = data.get("input_tokens")
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise garbage_error(self.route.name, "a token count without input_tokens")
+        return count
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -144,40 +251,100 @@ class HTTPUpstream(abc.ABC):
     # -- shared machinery
 
     @property
-    @abc.abstractmethod
-    def _chat_url(self) -> str:
-        """Where chat requests go."""
+    def _count_url(self) -> str | None:
+        """Where token counting requests go, if this upstream counts."""
+        return None
 
-    @abc.abstractmethod
-    def _chat_request(self, shape: Shape, body: dict[str, Any], *,
-                      stream: bool) -> dict[str, Any]:
-        """The caller's request as this provider's request."""
+    def _request(self, shape: Shape, body: dict[str, Any], headers: Mapping[str, str] | None,
+                 *, stream: bool) -> dict[str, Any]:
+        """The caller's request as this upstream's request: passed through or translated."""
+        check_request(self.route, shape, self.served, body, headers)
+        if shape == self.served:
+            request = {**body, "model": self.route.model_id}
+        else:
+            try:
+                request = translate_request(
+                    shape, self.served, body, model=self.route.model_id,
+                    max_completion_tokens=self.route.accepts.max_completion_tokens,
+                    top_k=self.route.accepts.top_k)
+            except TranslationError as exc:
+                raise refusal(self.route, self.served, exc) from None
+        if not stream:
+            request.pop("stream", None)
+            request.pop("stream_options", None)
+            return request
+        request["stream"] = True
+        if self.served == "openai":
+            # Always ask for usage, so it can be reported; callers that did not ask get
+            # the usage chunk filtered out.
+            options = request.get("stream_options")
+            request["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                         "include_usage": True}
+        return request
 
-    @abc.abstractmethod
-    def _chat_response(self, shape: Shape, data: dict[str, Any]) -> dict[str, Any]:
-        """This provider's answer as the caller's answer (raises on an unexpected shape)."""
+    def _passthrough(self, shape: Shape, body: dict[str, Any], meter: UsageMeter) -> Translate:
+        """Same shape: events pass untouched but for the model name (and OpenAI's usage
+        chunk, which only a caller that asked for it receives)."""
+        route = self.route.name
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
-    @abc.abstractmethod
-    def _translator(self, shape: Shape, include_usage: bool,
-                    usage: dict[str, int]) -> Translate:
-        """A function from one upstream event to (caller events, whether the stream ended);
-        it records the token counts it sees in `usage`."""
+        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
+            if shape == "openai" and sse.data == "[DONE]":
+                return [], True
+            data = orjson.loads(sse.data)
+            if not isinstance(data, dict):
+                raise TypeError("an event that is not an object")
+            _raise_stream_error(route, sse, data)
+            meter.feed(data)
+            if shape == "openai":
+                if not include_usage:
+                    if not data.get("choices") and data.get("usage"):
+                        return [], False
+                    data.pop("usage", None)
+                data["model"] = route
+                return [StreamEvent(None, data)], False
+            kind = data.get("type")
+            if shape == "anthropic":
+                if kind == "message_start" and isinstance(data.get("message"), dict):
+                    data["message"]["model"] = route
+                return [StreamEvent(sse.event or kind, data)], kind == "message_stop"
+            response = data.get("response")
+            if isinstance(response, dict) and "model" in response:
+                response["model"] = route
+            ended = kind in ("response.completed", "response.incomplete", "response.failed")
+            return [StreamEvent(sse.event or kind, data)], ended
 
-    def _refuse(self, exc: TranslationError) -> UpstreamError:
-        return UpstreamError(f"model {self.route.name!r} cannot take this request: {exc}",
-                             status=400, code="invalid_request", retryable=False)
+        return translate
 
-    async def _post(self, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _translated(self, translator: StreamTranslator) -> Translate:
+        route = self.route.name
+
+        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
+            if self.served == "openai" and sse.data == "[DONE]":
+                return translator.finish(), True
+            data = orjson.loads(sse.data)
+            if not isinstance(data, dict):
+                raise TypeError("an event that is not an object")
+            _raise_stream_error(route, sse, data)
+            return translator.feed(data), translator.done
+
+        return translate
+
+    async def _post(self, url: str, payload: dict[str, Any],
+                    extra_headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         session = await self._pool.session()
+        headers = {**self._headers, **extra_headers} if extra_headers else self._headers
         try:
-            async with session.post(url, data=orjson.dumps(payload), headers=self._headers,
+            async with session.post(url, data=orjson.dumps(payload), headers=headers,
                                     timeout=self._plain_timeout) as response:
                 raw = await response.read()
                 status = response.status
+                retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise connection_error(self.route.name, exc) from None
         if status >= 400:
-            raise status_error(self.route.name, status, raw)
+            raise status_error(self.route.name, status, raw, retry_after)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -228,49 +395,56 @@ class HTTPUpstream(abc.ABC):
         except UpstreamError:
             raise
         except (TranslationError, *_SHAPE_ERRORS) as exc:
-            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event of "
-                                f"unexpected shape ({exc})", retryable=False) from None
+            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event "
+                                f"of unexpected shape ({exc})", retryable=False) from None
+
+
+def _looks_like_answer(shape: Shape, data: dict[str, Any]) -> bool:
+    """Whether a same-shape answer has the frame the gateway reads (it passes on untouched)."""
+    if shape == "openai":
+        choices = data.get("choices")
+        return (isinstance(choices, list) and bool(choices)
+                and all(isinstance(c, dict) and isinstance(c.get("message"), dict)
+                        for c in choices))
+    if shape == "anthropic":
+        return data.get("type") == "message" and isinstance(data.get("content"), list)
+    return data.get("object") == "response" and isinstance(data.get("output"), list)
+
+
+def _raise_stream_error(route: str, sse: ServerSentEvent, data: dict[str, Any]) -> None:
+    """An error event mid-stream (any of the three shapes) as an UpstreamError."""
+    kind = data.get("type")
+    if sse.event == "error" or kind in ("error", "response.failed") or (
+            kind is None and data.get("error")):
+        error = data.get("error")
+        if kind == "response.failed" and isinstance(data.get("response"), dict):
+            error = data["response"].get("error")
+        message = error.get("message") if isinstance(error, dict) else (error or data)
+        raise UpstreamError(f"model {route!r}: the upstream failed mid-stream: {message}",
+                            retryable=False)
 
 
 class OpenAIUpstream(HTTPUpstream):
-    """An OpenAI-compatible upstream: `{base_url}/chat/completions`, `/embeddings`."""
+    """An OpenAI-compatible upstream: `{base_url}/chat/completions` (or `/responses` when the
+    route declares `api: responses`), `/embeddings`."""
 
-    provider = "openai"
 
     def _auth_headers(self, key: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     @property
+    def served(self) -> Shape:
+        return "responses" if self.route.api == "responses" else "openai"
+
+    @property
     def _chat_url(self) -> str:
+        if self.served == "responses":
+            return self._base_url + "/responses"
         return self._base_url + "/chat/completions"
 
-    def _chat_request(self, shape: Shape, body: dict[str, Any], *,
-                      stream: bool) -> dict[str, Any]:
-        if shape == "openai":
-            request = {**body, "model": self.route.model_id}
-        else:
-            try:
-                request = request_to_openai(body, model=self.route.model_id)
-            except TranslationError as exc:
-                raise self._refuse(exc) from None
-        if stream:
-            # Always ask for usage, so it can be reported; callers that did not ask get
-            # the usage chunk filtered out.
-            request["stream"] = True
-            request["stream_options"] = {**(request.get("stream_options") or {}),
-                                         "include_usage": True}
-        else:
-            request.pop("stream", None)
-            request.pop("stream_options", None)
-        return request
-
-    def _chat_response(self, shape: Shape, data: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(data["choices"][0]["message"], dict):
-            raise TypeError("choices[0].message is not an object")
-        if shape == "anthropic":
-            return response_to_anthropic(data, model=self.route.name)
-        data["model"] = self.route.name
-        return data
+    @property
+    def _count_url(self) -> str | None:
+        return self._base_url + "/responses/input_tokens" if self.served == "responses" else None
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         request = {**body, "model": self.route.model_id}
@@ -280,41 +454,10 @@ class OpenAIUpstream(HTTPUpstream):
         data["model"] = self.route.name
         return data
 
-    def _translator(self, shape: Shape, include_usage: bool,
-                    usage: dict[str, int]) -> Translate:
-        route = self.route.name
-        to_anthropic = StreamToAnthropic(model=route) if shape == "anthropic" else None
-
-        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
-            if sse.data == "[DONE]":
-                return (to_anthropic.finish() if to_anthropic is not None else []), True
-            chunk = orjson.loads(sse.data)
-            if not isinstance(chunk, dict):
-                raise TypeError("an event that is not an object")
-            if chunk.get("error"):
-                error = chunk["error"]
-                message = error.get("message") if isinstance(error, dict) else error
-                raise UpstreamError(f"model {route!r}: the upstream failed mid-stream: "
-                                    f"{message}", retryable=False)
-            if chunk.get("usage"):
-                usage["input_tokens"] = chunk["usage"].get("prompt_tokens") or 0
-                usage["output_tokens"] = chunk["usage"].get("completion_tokens") or 0
-            if to_anthropic is not None:
-                return to_anthropic.feed(chunk), False
-            if not chunk.get("choices") and chunk.get("usage") and not include_usage:
-                return [], False
-            if not include_usage:
-                chunk.pop("usage", None)
-            chunk["model"] = route
-            return [StreamEvent(None, chunk)], False
-
-        return translate
-
 
 class AnthropicUpstream(HTTPUpstream):
-    """An Anthropic-compatible upstream: `{base_url}/v1/messages`."""
+    """An Anthropic-compatible upstream: `{base_url}/v1/messages`, `/v1/messages/count_tokens`."""
 
-    provider = "anthropic"
     VERSION = "2023-06-01"
 
     def _auth_headers(self, key: str | None) -> dict[str, str]:
@@ -324,58 +467,13 @@ class AnthropicUpstream(HTTPUpstream):
         return headers
 
     @property
+    def served(self) -> Shape:
+        return "anthropic"
+
+    @property
     def _chat_url(self) -> str:
         return self._base_url + "/v1/messages"
 
-    def _chat_request(self, shape: Shape, body: dict[str, Any], *,
-                      stream: bool) -> dict[str, Any]:
-        if shape == "anthropic":
-            request = {**body, "model": self.route.model_id}
-        else:
-            try:
-                request = request_to_anthropic(body, model=self.route.model_id)
-            except TranslationError as exc:
-                raise self._refuse(exc) from None
-        if stream:
-            request["stream"] = True
-        else:
-            request.pop("stream", None)
-        return request
-
-    def _chat_response(self, shape: Shape, data: dict[str, Any]) -> dict[str, Any]:
-        if data.get("type") != "message" or not isinstance(data.get("content"), list):
-            raise TypeError("not an Anthropic message (type 'message' with a content list)")
-        if shape == "openai":
-            return response_to_openai(data, model=self.route.name)
-        data["model"] = self.route.name
-        return data
-
-    def _translator(self, shape: Shape, include_usage: bool,
-                    usage: dict[str, int]) -> Translate:
-        route = self.route.name
-        to_openai = StreamToOpenAI(model=route, include_usage=include_usage) \
-            if shape == "openai" else None
-
-        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
-            data = orjson.loads(sse.data)
-            if not isinstance(data, dict):
-                raise TypeError("an event that is not an object")
-            kind = data.get("type")
-            if kind == "error" or sse.event == "error":
-                error = data.get("error") or {}
-                message = error.get("message") if isinstance(error, dict) else error
-                raise UpstreamError(f"model {route!r}: the upstream failed mid-stream: "
-                                    f"{message}", retryable=False)
-            if kind == "message_start":
-                data["message"]["model"] = route
-                usage["input_tokens"] = (data["message"].get("usage") or {}).get(
-                    "input_tokens") or 0
-            elif kind == "message_delta" and data.get("usage"):
-                for key in ("input_tokens", "output_tokens"):
-                    if data["usage"].get(key) is not None:
-                        usage[key] = data["usage"][key]
-            if to_openai is not None:
-                return to_openai.feed(data), to_openai.done
-            return [StreamEvent(sse.event or kind, data)], kind == "message_stop"
-
-        return translate
+    @property
+    def _count_url(self) -> str | None:
+        return self._base_url + "/v1/messages/count_tokens"

@@ -3,10 +3,13 @@
 A raw ASGI app (no framework, orjson) because benchmarks measure the gateway through it:
 whatever time it takes is charged to the gateway's figures.
 
-Endpoints: `POST /v1/chat/completions`, `POST /v1/embeddings`, `GET /v1/models`
+Endpoints: `POST /v1/chat/completions`, `POST /v1/responses` (stored responses can be
+continued with `previous_response_id`), `POST /v1/embeddings`, `GET /v1/models`
 (Anthropic's list shape when the request carries `anthropic-version`), `POST /v1/messages`,
-and for tests `GET /_standin/requests` (the last 1000 requests received, oldest first:
-method, path, whether an auth header was present, and the JSON body) and
+`POST /v1/messages/count_tokens`, `POST /v1/responses/input_tokens`, and for tests
+`GET /_standin/requests` (the last 1000 requests received, oldest first:
+method, path, whether an auth header was present, its anthropic-/openai- headers, and the
+JSON body) and
 `DELETE /_standin/requests` (forget them).
 """
 
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -50,6 +53,7 @@ class StandInApp:
         self.latency_s = latency_ms / 1000
         self.fail_rate = fail_rate
         self.requests: deque[dict[str, Any]] = deque(maxlen=RECORD_LIMIT)
+        self.history: OrderedDict[str, str] = OrderedDict()  # stored Responses answers
         self._rng = random.Random(seed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,27 +63,22 @@ class StandInApp:
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
-        if path == "/v1/chat/completions":
-            handler = self._chat_openai
-        elif path == "/v1/messages":
-            handler = self._chat_anthropic
-        elif path == "/v1/embeddings":
-            handler = self._embed
-        elif path == "/v1/models":
+        route = _ROUTES.get(path)
+        if path == "/v1/models":
             if method == "GET":
                 await self._models(scope, send)
             else:
                 await _json(send, 405, engine.error_body(_shape_of(scope), 405,
                                                          "Use GET for /v1/models."))
             return
-        elif path == "/_standin/requests":
+        if path == "/_standin/requests":
             await self._recorded(method, send)
             return
-        else:
+        if route is None:
             await _json(send, 404, engine.error_body(
                 _shape_of(scope), 404, f"Unknown request URL: {method} {path}."))
             return
-        shape: Shape = "anthropic" if handler == self._chat_anthropic else "openai"
+        shape, action = route
         if method != "POST":
             await _json(send, 405, engine.error_body(shape, 405, f"Use POST for {path}."))
             return
@@ -89,6 +88,7 @@ class StandInApp:
         except orjson.JSONDecodeError:
             body = None
         self.requests.append({"method": method, "path": path, "auth": _has_auth(scope),
+                              "headers": _provider_headers(scope),
                               "body": body if body is not None else raw.decode("utf-8", "replace")})
         if body is None:
             await _json(send, 400, engine.error_body(
@@ -108,26 +108,35 @@ class StandInApp:
         if kind == "fail":
             await _json(send, 500, engine.error_body(shape, 500, f"{model} always fails."))
             return
+        refused = engine.refusal_of(kind, str(model))
+        if refused is not None:
+            status, message = refused
+            await _send(send, status, [*_JSON, (b"retry-after", engine.RETRY_AFTER.encode())],
+                        orjson.dumps(engine.error_body(shape, status, message)))
+            return
         stream = isinstance(body, dict) and body.get("stream") is True
         if kind == "garbage":
             await _garbage(send, stream)
             return
         try:
-            await handler(body, send, stream=stream, cut=kind == "cut")
+            if action == "count":
+                count = engine.count_tokens(shape, body, self.history)
+                answer: dict[str, Any] = {"input_tokens": count}
+                if shape == "responses":
+                    answer = {"object": "response.input_tokens", **answer}
+                await _send(send, 200, _JSON, orjson.dumps(answer))
+            elif action == "embed":
+                await self._embed(body, send)
+            else:
+                await self._chat(shape, body, send, stream=stream, cut=kind == "cut")
         except engine.StandInError as exc:
             await _json(send, exc.status, engine.error_body(shape, exc.status, exc.message,
                                                             exc.param))
 
-    async def _chat_openai(self, body: Any, send: Send, *, stream: bool, cut: bool) -> None:
-        await self._chat("openai", body, send, stream=stream, cut=cut)
-
-    async def _chat_anthropic(self, body: Any, send: Send, *, stream: bool, cut: bool) -> None:
-        await self._chat("anthropic", body, send, stream=stream, cut=cut)
-
     async def _chat(self, shape: Shape, body: Any, send: Send, *, stream: bool,
                     cut: bool) -> None:
         model = body.get("model") if isinstance(body, dict) else ""
-        answer = engine.reply(shape, body, model)
+        answer = engine.reply(shape, body, model, self.history)
         created = int(time.time())
         if not stream:
             payload = orjson.dumps(engine.render(shape, answer, model, created))
@@ -142,7 +151,7 @@ class StandInApp:
                                       include_usage=engine.include_usage(body))
         await _stream(send, shape, events, cut=cut)
 
-    async def _embed(self, body: Any, send: Send, *, stream: bool, cut: bool) -> None:
+    async def _embed(self, body: Any, send: Send) -> None:
         model = body.get("model") if isinstance(body, dict) else None
         await _send(send, 200, _JSON, orjson.dumps(engine.embed(body, model)))
 
@@ -157,6 +166,17 @@ class StandInApp:
             await _send(send, 200, _JSON, b'{"cleared":true}')
         else:
             await _json(send, 405, engine.error_body("openai", 405, "Use GET or DELETE."))
+
+
+_ROUTES: dict[str, tuple[Shape, str]] = {
+    "/v1/chat/completions": ("openai", "chat"),
+    "/v1/messages": ("anthropic", "chat"),
+    "/v1/responses": ("responses", "chat"),
+    "/v1/embeddings": ("openai", "embed"),
+    "/v1/messages/count_tokens": ("anthropic", "count"),
+    "/v1/responses/input_tokens": ("responses", "count"),
+}
+"""POST endpoints: the API shape each speaks and what it does."""
 
 
 def create_app(*, latency_ms: float = 0, fail_rate: float = 0, seed: int = 0) -> StandInApp:
@@ -246,6 +266,12 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 def _has_auth(scope: Scope) -> bool:
     return any(name in (b"authorization", b"x-api-key") for name, _ in scope["headers"])
+
+
+def _provider_headers(scope: Scope) -> dict[str, str]:
+    """The request's `anthropic-*` and `openai-*` headers, for tests to see what arrived."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            if name.startswith((b"anthropic-", b"openai-"))}
 
 
 def _shape_of(scope: Scope) -> Shape:

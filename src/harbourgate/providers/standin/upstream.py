@@ -1,8 +1,10 @@
 """The stand-in as an in-process upstream: the engine called directly, no network.
 
-It behaves as the HTTP stand-in does, test behaviours included (`standin-hang` times out
-after the route's `timeout_s`, `standin-500` and `standin-garbage` fail, `standin-cut`
-breaks off mid-stream), so the gateway's failover can be exercised without a server.
+It speaks all three API shapes natively (so nothing is translated) and behaves as the HTTP
+stand-in does, test behaviours included (`standin-hang` times out after the route's
+`timeout_s`, `standin-500` and `standin-garbage` fail, `standin-cut` breaks off
+mid-stream, `standin-429`/`-503`/`-529` refuse with a Retry-After), so the gateway's
+failover can be exercised without a server.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from harbourgate.config import RouteConfig
 from harbourgate.providers.base import Shape, StreamEvent, UpstreamError
-from harbourgate.providers.http import garbage_error, timeout_error
+from harbourgate.providers.http import garbage_error, status_error, timeout_error
 from harbourgate.providers.standin import engine
-from harbourgate.providers.upstream import UpstreamStream
+from harbourgate.providers.upstream import UpstreamStream, check_request
+from harbourgate.shapes.translate import UsageMeter
 
 CUT_AFTER = 3
 """How many events `standin-cut` sends before breaking off."""
@@ -32,21 +36,26 @@ class StandInUpstream:
         self.latency_s = latency_ms / 1000
         self.fail_rate = fail_rate
         self._rng = random.Random(seed)
+        self._history: OrderedDict[str, str] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"StandInUpstream({self.route.name!r})"
 
-    async def chat(self, shape: Shape, body: dict[str, Any]) -> dict[str, Any]:
-        answer = await self._answer(shape, body)
+    async def chat(self, shape: Shape, body: dict[str, Any],
+                   headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        answer = await self._answer(shape, body, headers)
         return engine.render(shape, answer, self.route.name, int(time.time()))
 
-    async def open_stream(self, shape: Shape, body: dict[str, Any]) -> UpstreamStream:
-        answer = await self._answer(shape, body)
+    async def open_stream(self, shape: Shape, body: dict[str, Any],
+                          headers: Mapping[str, str] | None = None) -> UpstreamStream:
+        answer = await self._answer(shape, body, headers)
         events = engine.render_stream(shape, answer, self.route.name, int(time.time()),
-                                      include_usage=engine.include_usage(body))
-        usage = {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens}
+                                      include_usage=True)
         cut = engine.behaviour(self.route.model_id) == "cut"
-        return UpstreamStream(self._events(events, cut), usage=usage)
+        meter = UsageMeter(shape)
+        stream = self._events(events, cut, meter, shape != "openai"
+                              or engine.include_usage(body))
+        return UpstreamStream(stream, usage=lambda: meter.usage)
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._behave()
@@ -55,13 +64,25 @@ class StandInUpstream:
         except engine.StandInError as exc:
             raise self._refused(exc) from None
 
+    async def count_tokens(self, shape: Shape, body: dict[str, Any],
+                           headers: Mapping[str, str] | None = None) -> int | None:
+        await self._behave()
+        try:
+            return engine.count_tokens(shape, {**body, "model": self.route.model_id},
+                                       self._history)
+        except engine.StandInError as exc:
+            raise self._refused(exc) from None
+
     async def aclose(self) -> None:
         return None
 
-    async def _answer(self, shape: Shape, body: dict[str, Any]) -> engine.Reply:
+    async def _answer(self, shape: Shape, body: dict[str, Any],
+                      headers: Mapping[str, str] | None) -> engine.Reply:
+        check_request(self.route, shape, shape, body, headers)
         await self._behave()
         try:
-            return engine.reply(shape, body, self.route.model_id)
+            return engine.reply(shape, {**body, "model": self.route.model_id},
+                                self.route.model_id, self._history)
         except engine.StandInError as exc:
             raise self._refused(exc) from None
 
@@ -82,15 +103,24 @@ class StandInUpstream:
                                 f"{self.route.model_id} always fails)")
         if kind == "garbage":
             raise garbage_error(name, "with a body that is not JSON")
+        refused = engine.refusal_of(kind, self.route.model_id)
+        if refused is not None:
+            status, message = refused
+            raise status_error(name, status, message.encode(), engine.RETRY_AFTER)
 
     def _refused(self, exc: engine.StandInError) -> UpstreamError:
         return UpstreamError(f"model {self.route.name!r} refused the request: {exc.message}",
                              status=400, code="invalid_request", retryable=False)
 
-    async def _events(self, events: list[StreamEvent],
-                      cut: bool) -> AsyncGenerator[StreamEvent, None]:
+    async def _events(self, events: list[StreamEvent], cut: bool, meter: UsageMeter,
+                      include_usage: bool) -> AsyncGenerator[StreamEvent, None]:
         for i, event in enumerate(events):
             if cut and i == CUT_AFTER:
                 raise UpstreamError(f"model {self.route.name!r}: the upstream closed the stream "
                                     "before its end", retryable=False)
+            meter.feed(event.data)
+            if not include_usage:
+                if not event.data.get("choices") and event.data.get("usage"):
+                    continue
+                event.data.pop("usage", None)
             yield event

@@ -1,0 +1,168 @@
+"""Requests, answers and streams from one API shape to another, through the canonical model.
+
+    body = translate_request("anthropic", "openai", caller_body, model="gpt-5")
+    answer = translate_answer("openai", "anthropic", upstream_answer, model="fable-5")
+    stream = StreamTranslator("openai", "anthropic", model="fable-5", request=caller_body)
+    for data in upstream_events: caller_events = stream.feed(data)
+
+A same-shape call never comes here: the provider adapters pass such bodies through
+untouched. Everything a target cannot express raises `TranslationError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harbourgate.shapes import anthropic, openai_chat, responses
+from harbourgate.shapes.model import (
+    Answer,
+    End,
+    Event,
+    Request,
+    Shape,
+    StreamEvent,
+    TranslationError,
+    Usage,
+)
+
+_PARSE_REQUEST = {"openai": openai_chat.parse_request, "anthropic": anthropic.parse_request,
+                  "responses": responses.parse_request}
+_PARSE_ANSWER = {"openai": openai_chat.parse_answer, "anthropic": anthropic.parse_answer,
+                 "responses": responses.parse_answer}
+_USAGE_IN = {"openai": openai_chat.usage_in, "anthropic": anthropic.usage_in,
+             "responses": responses.usage_in}
+
+
+def parse_request(shape: Shape, body: Any) -> Request:
+    """A caller's request in `shape` as a canonical request."""
+    return _PARSE_REQUEST[shape](body)
+
+
+def render_request(shape: Shape, req: Request, *, model: str, max_completion_tokens: bool = False,
+                   top_k: bool = False) -> dict[str, Any]:
+    """A canonical request in `shape`, for the upstream model id `model`."""
+    if shape == "openai":
+        return openai_chat.render_request(req, model=model, top_k=top_k,
+                                          max_completion_tokens=max_completion_tokens)
+    if shape == "anthropic":
+        return anthropic.render_request(req, model=model)
+    return responses.render_request(req, model=model)
+
+
+def translate_request(source: Shape, target: Shape, body: Any, *, model: str,
+                      max_completion_tokens: bool = False, top_k: bool = False
+                      ) -> dict[str, Any]:
+    return render_request(target, parse_request(source, body), model=model, top_k=top_k,
+                          max_completion_tokens=max_completion_tokens)
+
+
+def parse_answer(shape: Shape, data: dict[str, Any]) -> Answer:
+    """An upstream's plain answer as a canonical answer; an unexpected shape raises one of
+    KeyError, TypeError, IndexError, AttributeError or TranslationError."""
+    return _PARSE_ANSWER[shape](data)
+
+
+def render_answer(shape: Shape, answer: Answer, *, model: str,
+                  request: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A canonical answer in `shape` (`model` = the route name; `request` = the caller's
+    body, for the settings a shape echoes or that change the answer's form)."""
+    if shape == "openai":
+        return openai_chat.render_answer(answer, model=model,
+                                         legacy_functions=_legacy(request))
+    if shape == "anthropic":
+        return anthropic.render_answer(answer, model=model)
+    return responses.render_answer(answer, model=model, request=request)
+
+
+def translate_answer(source: Shape, target: Shape, data: dict[str, Any], *, model: str,
+                     request: dict[str, Any] | None = None) -> dict[str, Any]:
+    return render_answer(target, parse_answer(source, data), model=model, request=request)
+
+
+def usage_of(shape: Shape, answer: Any) -> Usage:
+    """The usage reported in a plain answer in `shape` (zeros where it reports none)."""
+    return _USAGE_IN[shape](answer.get("usage") if isinstance(answer, dict) else None)
+
+
+def _legacy(request: dict[str, Any] | None) -> bool:
+    return isinstance(request, dict) and request.get("functions") is not None
+
+
+class UsageMeter:
+    """The usage reported by a stream in `shape`, read event by event (for a stream passed
+    through untouched)."""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self.usage = Usage()
+        self._anthropic: dict[str, Any] = {}
+
+    def feed(self, data: dict[str, Any]) -> None:
+        if self.shape == "openai":
+            if data.get("usage"):
+                self.usage = openai_chat.usage_in(data["usage"])
+            return
+        kind = data.get("type")
+        if self.shape == "responses":
+            if kind in ("response.completed", "response.incomplete"):
+                response = data.get("response")
+                if isinstance(response, dict):
+                    self.usage = responses.usage_in(response.get("usage"))
+            return
+        if kind == "message_start" and isinstance(data.get("message"), dict):
+            usage = data["message"].get("usage")
+        elif kind == "message_delta":
+            usage = data.get("usage")
+        else:
+            return
+        if isinstance(usage, dict):
+            self._anthropic.update({k: v for k, v in usage.items() if v is not None})
+            self.usage = anthropic.usage_in(self._anthropic)
+
+
+class StreamTranslator:
+    """Upstream events in `source` in, caller events in `target` out, one at a time.
+
+    `feed(data)` takes one upstream event payload (OpenAI's `[DONE]` is `finish()`);
+    `done` turns true after the upstream's last event, and `usage` holds what was seen.
+    """
+
+    def __init__(self, source: Shape, target: Shape, *, model: str,
+                 request: dict[str, Any] | None = None) -> None:
+        self.source, self.target = source, target
+        self.done = False
+        self.usage = Usage()
+        self._reader: Any = {"openai": openai_chat.Reader, "anthropic": anthropic.Reader,
+                             "responses": responses.Reader}[source]()
+        include_usage = False
+        if isinstance(request, dict):
+            options = request.get("stream_options")
+            include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        self._writer: Any
+        if target == "openai":
+            self._writer = openai_chat.Writer(model=model, include_usage=include_usage,
+                                              legacy_functions=_legacy(request))
+        elif target == "anthropic":
+            self._writer = anthropic.Writer(model=model)
+        else:
+            self._writer = responses.Writer(model=model, request=request)
+
+    def feed(self, data: dict[str, Any]) -> list[StreamEvent]:
+        return self._write(self._reader.feed(data))
+
+    def finish(self) -> list[StreamEvent]:
+        """The upstream's stream ended with OpenAI's `[DONE]`."""
+        if self.source != "openai":
+            raise TranslationError("the stream ended without its last event")
+        return self._write(self._reader.done())
+
+    def _write(self, events: list[Event]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for event in events:
+            if isinstance(event, End):
+                self.usage = event.usage
+                self.done = True
+            elif getattr(event, "usage", None) is not None:
+                self.usage = event.usage  # type: ignore[union-attr]
+            out += self._writer.write(event)
+        return out

@@ -1,0 +1,75 @@
+"""The offline token estimate, and usage read from a plain answer in each shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from harbourgate.shapes import Usage, estimate_input_tokens, usage_of
+from harbourgate.shapes.tokens import IMAGE_TOKENS, PER_MESSAGE, PER_REQUEST, estimate_text
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("", 0),
+    ("hello", 2),  # 5 letters: ceil(5 / 4)
+    ("hello world", 4),  # the space joins the next word
+    ("a, b.", 4),  # a , b .
+    ("1234567", 3),  # digits in groups of 3
+    ("你好世界", 4),  # one per ideograph
+    ("こんにちは", 5),
+    ("안녕하세요", 5),
+    ("hello 世界!", 5),
+    ("😀😀", 2),
+    ("snake_case_name", 6),  # snake(2) _ case _ name
+])
+def test_the_regex_estimate(text: str, tokens: int) -> None:
+    assert estimate_text(text) == tokens
+
+
+def test_each_shape_counts_its_system_prompt_messages_and_tools() -> None:
+    text = "hello world"
+    base = PER_REQUEST + PER_MESSAGE + estimate_text(text)
+    assert estimate_input_tokens("openai", {"messages": [{"role": "user", "content": text}]}
+                                 ) == base
+    assert estimate_input_tokens("anthropic", {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": text}]}]}) == base
+    assert estimate_input_tokens("responses", {"input": text}) == base
+    assert estimate_input_tokens("anthropic", {"system": "be brief", "messages": [
+        {"role": "user", "content": text}]}) == base + estimate_text("be brief")
+    assert estimate_input_tokens("responses", {"instructions": "be brief", "input": [
+        {"role": "user", "content": text}]}) == base + estimate_text("be brief")
+    with_tools = estimate_input_tokens("openai", {"messages": [
+        {"role": "user", "content": text}], "tools": [{"type": "function", "function": {
+            "name": "weather"}}]})
+    assert with_tools > base
+    image = estimate_input_tokens("openai", {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://x.org/a.png"}}]}]})
+    assert image == PER_REQUEST + PER_MESSAGE + IMAGE_TOKENS
+
+
+@pytest.mark.parametrize("body", [None, [], "text", {"messages": "x"}, {"messages": [1, None]},
+                                  {"input": {"deep": [[[["x"]]]]}}])
+def test_the_estimate_never_raises(body: object) -> None:
+    for shape in ("openai", "anthropic", "responses"):
+        assert estimate_input_tokens(shape, body) >= 0  # type: ignore[arg-type]
+
+
+def test_usage_of_each_shape() -> None:
+    expected = Usage(input_tokens=10, output_tokens=7, cache_read_tokens=4,
+                     cache_write_tokens=2, reasoning_tokens=3)
+    assert usage_of("openai", {"usage": {
+        "prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
+        "prompt_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 2},
+        "completion_tokens_details": {"reasoning_tokens": 3}}}) == expected
+    assert usage_of("anthropic", {"usage": {
+        "input_tokens": 4, "output_tokens": 7, "cache_read_input_tokens": 4,
+        "cache_creation_input_tokens": 2,
+        "output_tokens_details": {"thinking_tokens": 3}}}) == expected
+    assert usage_of("responses", {"usage": {
+        "input_tokens": 10, "output_tokens": 7, "total_tokens": 17,
+        "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 2},
+        "output_tokens_details": {"reasoning_tokens": 3}}}) == expected
+    assert usage_of("openai", {}) == Usage()
+    assert usage_of("anthropic", "junk") == Usage()  # type: ignore[arg-type]
+    assert expected.to_dict() == {"input_tokens": 10, "output_tokens": 7,
+                                  "cache_read_tokens": 4, "cache_write_tokens": 2,
+                                  "reasoning_tokens": 3}

@@ -28,6 +28,7 @@ from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
 from harbourgate.privacy import Scanner
+from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import health_checks, pool_status
 from harbourgate.providers.registry import build_upstreams
 from harbourgate.runtime import Runtime, load_bundle
@@ -98,6 +99,7 @@ class Harbourgate:
         self.settings = settings
         self.store = Store(settings.effective_database_url)
         self.runtime = Runtime(settings, self.store)
+        POOL.max_response_bytes = settings.limits.max_upstream_response_bytes
         self.upstreams = build_upstreams(settings.routes)
         self.audit = AuditLog.open(settings, self.store)
         self.verifier = AttestationVerifier.from_settings(settings.verifiers)

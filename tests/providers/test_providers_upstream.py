@@ -510,3 +510,57 @@ def test_build_upstreams_refuses_an_unknown_provider() -> None:
 def test_a_network_route_needs_a_base_url() -> None:
     with pytest.raises(ValueError, match="route 'x': a openai route needs base_url"):
         OpenAIUpstream(RouteConfig(name="x", provider="openai"), pool=ClientPool())
+
+
+# --------------------------------------------------------------------------- size caps
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_plain_answer_over_the_cap_is_refused_naming_it(standin, provider: str) -> None:  # type: ignore[no-untyped-def]
+    """The stand-in echoes the prompt, so a 5,000-character prompt makes a larger answer."""
+    async def scenario() -> UpstreamError:
+        upstream = OpenAIUpstream if provider == "openai" else AnthropicUpstream
+        adapter_ = upstream(route(standin, provider), pool=ClientPool(max_response_bytes=2_000))
+        try:
+            with pytest.raises(UpstreamError) as caught:
+                await adapter_.chat("openai", chat_body("openai", "x" * 5_000))
+            small = await adapter_.chat("openai", chat_body("openai", "small"))
+            assert "small" in small["choices"][0]["message"]["content"]
+            return caught.value
+        finally:
+            await adapter_.aclose()
+
+    error = asyncio.run(scenario())
+    assert error.code == "upstream_error" and error.status == 502 and not error.retryable
+    assert "over this gateway's cap of 2000 bytes" in error.message
+    assert "limits.max_upstream_response_bytes" in error.message
+
+
+def test_a_streamed_event_over_the_cap_ends_the_stream_with_an_error(serve_app) -> None:  # type: ignore[no-untyped-def]
+    """An upstream that sends one endless line: cut off at the cap, not held whole."""
+    async def endless(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [{"index": 0, "delta": {"content": "'})
+        for _ in range(100):
+            await send({"type": "http.response.body", "body": b"z" * 1_000, "more_body": True})
+        await send({"type": "http.response.body", "body": b'"}}]}\n\n'})
+
+    served = serve_app(endless)
+
+    async def scenario() -> UpstreamError:
+        r = RouteConfig(name="gw-model", provider="openai", base_url=served.url + "/v1",
+                        timeout_s=10)
+        adapter_ = OpenAIUpstream(r, pool=ClientPool(max_response_bytes=20_000))
+        try:
+            stream = await adapter_.open_stream("openai", chat_body("openai", stream=True))
+            with pytest.raises(UpstreamError) as caught:
+                async for _ in stream:
+                    pass
+            return caught.value
+        finally:
+            await adapter_.aclose()
+
+    error = asyncio.run(scenario())
+    assert "over this gateway's cap of 20000 bytes" in error.message

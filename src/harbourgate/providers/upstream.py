@@ -25,10 +25,12 @@ from harbourgate.providers.http import (
     ClientPool,
     connection_error,
     garbage_error,
+    read_capped,
     status_error,
     timeout_error,
+    too_large_error,
 )
-from harbourgate.providers.sse import ServerSentEvent, SSEDecoder
+from harbourgate.providers.sse import EventTooLarge, ServerSentEvent, SSEDecoder
 from harbourgate.shapes import API_NAMES, TranslationError, Usage
 from harbourgate.shapes.responses import stateful_field
 from harbourgate.shapes.translate import (
@@ -40,6 +42,9 @@ from harbourgate.shapes.translate import (
 
 Translate = Callable[[ServerSentEvent], tuple[list[StreamEvent], bool]]
 """One upstream event -> (the caller-shape events it becomes, whether the stream ended)."""
+
+_DRAIN_BYTES = 65_536
+"""The most read after a stream's last event, to reuse the connection."""
 
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 """What reading an answer of the wrong shape raises; it becomes an `upstream_error`."""
@@ -195,7 +200,9 @@ class HTTPUpstream(abc.ABC):
                                               headers={**self._headers, **extra},
                                               timeout=self._stream_timeout)
                 if response.status >= 400:
-                    raise status_error(self.route.name, response.status, await response.read(),
+                    raise status_error(self.route.name, response.status,
+                                       await read_capped(response, self.route.name,
+                                                         self._pool.max_response_bytes),
                                        response.headers.get("Retry-After"))
         except BaseException as exc:
             if response is not None:
@@ -338,7 +345,8 @@ class HTTPUpstream(abc.ABC):
         try:
             async with session.post(url, data=orjson.dumps(payload), headers=headers,
                                     timeout=self._plain_timeout) as response:
-                raw = await response.read()
+                raw = await read_capped(response, self.route.name,
+                                        self._pool.max_response_bytes)
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -357,12 +365,16 @@ class HTTPUpstream(abc.ABC):
     async def _events(self, response: aiohttp.ClientResponse,
                       translate: Translate) -> AsyncGenerator[StreamEvent, None]:
         name = self.route.name
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(self._pool.max_response_bytes)
         ended = False
+        drained = 0
         try:
             async for chunk in response.content.iter_any():
-                if ended:
-                    continue  # drain to the end so the connection can be reused
+                if ended:  # read the response's end so the connection can be reused, but
+                    drained += len(chunk)  # not an upstream that keeps talking after it
+                    if drained > _DRAIN_BYTES:
+                        break
+                    continue
                 for sse in decoder.feed(chunk):
                     events, ended = self._translate(translate, sse)
                     for event in events:
@@ -375,6 +387,8 @@ class HTTPUpstream(abc.ABC):
                     yield event
         except TimeoutError:
             raise timeout_error(name, streaming=True) from None
+        except EventTooLarge:
+            raise too_large_error(name, self._pool.max_response_bytes) from None
         except aiohttp.ClientError as exc:
             if not ended:
                 raise connection_error(name, exc, streaming=True) from None

@@ -155,12 +155,12 @@ class _Trace:
             remote = trace_api.SpanContext(trace_id, span_id, is_remote=True,
                                            trace_flags=trace_api.TraceFlags(flags & 0x01))
             parent = trace_api.set_span_in_context(trace_api.NonRecordingSpan(remote))
-        self.span = owner.tracer.start_span(
+        self.server = owner.tracer.start_span(
             f"{operation}", context=parent, kind=SpanKind.SERVER,
             attributes={"gen_ai.operation.name": operation, "http.request.method": "POST",
                         "url.path": safe_token(endpoint),
                         **({"harbourgate.request_id": request_id} if request_id else {})})
-        self._context = trace_api.set_span_in_context(self.span)
+        self._context = trace_api.set_span_in_context(self.server)
 
     def span(self, name: str) -> _Span:
         return _Span(self.owner.tracer.start_span(name, context=self._context))
@@ -178,35 +178,35 @@ class _Trace:
 
     def identified(self, *, application: str | None) -> None:
         if application:
-            self.span.set_attribute("harbourgate.application", safe_token(application))
+            self.server.set_attribute("harbourgate.application", safe_token(application))
 
     def decided(self, *, decision: str, rule: str | None = None, model: str | None = None,
                 served: str | None = None) -> None:
         self.decision = metrics.decision_label(decision)
-        self.span.set_attribute("harbourgate.decision", self.decision)
+        self.server.set_attribute("harbourgate.decision", self.decision)
         if rule:
-            self.span.set_attribute("harbourgate.rule", safe_token(rule, 128))
+            self.server.set_attribute("harbourgate.rule", safe_token(rule, 128))
         if model:
             self.model = model
-            self.span.set_attribute("gen_ai.request.model", safe_token(model))
-            self.span.update_name(f"{self.operation} {safe_token(model)}")
+            self.server.set_attribute("gen_ai.request.model", safe_token(model))
+            self.server.update_name(f"{self.operation} {safe_token(model)}")
         if served:
             self.served = served
-            self.span.set_attribute("gen_ai.response.model", safe_token(served))
+            self.server.set_attribute("gen_ai.response.model", safe_token(served))
 
     def usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
               first_token_s: float | None = None) -> None:
         if input_tokens is not None:
             self.input_tokens = input_tokens
-            self.span.set_attribute("gen_ai.usage.input_tokens", int(input_tokens))
+            self.server.set_attribute("gen_ai.usage.input_tokens", int(input_tokens))
         if output_tokens is not None:
             self.output_tokens = output_tokens
-            self.span.set_attribute("gen_ai.usage.output_tokens", int(output_tokens))
+            self.server.set_attribute("gen_ai.usage.output_tokens", int(output_tokens))
         if first_token_s is not None:
             self.first_token_s = first_token_s
 
     def end(self, *, status: int, audit_id: str | None = None, code: str | None = None) -> None:
-        span = self.span
+        span = self.server
         span.set_attribute("http.response.status_code", int(status))
         if audit_id:
             span.set_attribute("harbourgate.audit_id", safe_token(audit_id))

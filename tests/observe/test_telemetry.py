@@ -24,9 +24,11 @@ CALLER = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
+    metrics.configure(["fable-5", "glm-5.2"])
     r = Receiver()
     yield r
     r.close()
+    metrics.configure([])
 
 
 def drive(tel: telemetry.Telemetry, traceparent: bytes | None = CALLER) -> str | None:
@@ -55,7 +57,6 @@ def drive(tel: telemetry.Telemetry, traceparent: bytes | None = CALLER) -> str |
 
 
 def test_spans_and_metrics_reach_an_otlp_receiver(receiver: Receiver) -> None:
-    metrics.configure(["fable-5", "glm-5.2"])
     tel = telemetry.setup(TelemetrySettings(otlp_endpoint=receiver.url, service_name="hg-test",
                                             export_interval_s=3600))
     assert isinstance(tel, OtelTelemetry)
@@ -65,7 +66,6 @@ def test_spans_and_metrics_reach_an_otlp_receiver(receiver: Receiver) -> None:
         receiver.wait_for(lambda: len(receiver.spans) >= 7 and receiver.metrics)
     finally:
         tel.shutdown()
-        metrics.configure([])
     assert receiver.resources[0]["service.name"] == "hg-test"
     spans = {s.name: s for s in receiver.spans}
     server = spans["chat fable-5"]
@@ -120,7 +120,6 @@ def test_a_malformed_traceparent_starts_a_new_trace(receiver: Receiver) -> None:
 
 
 def test_model_names_in_exported_metrics_are_bounded(receiver: Receiver) -> None:
-    metrics.configure(["fable-5"])
     tel = telemetry.setup(TelemetrySettings(otlp_endpoint=receiver.url))
     try:
         for i in range(30):
@@ -132,11 +131,12 @@ def test_model_names_in_exported_metrics_are_bounded(receiver: Receiver) -> None
                                       for m in receiver.metrics))
     finally:
         tel.shutdown()
-        metrics.configure([])
     duration = next(m for m in receiver.metrics if m.name == "gen_ai.server.request.duration")
     points = duration.histogram.data_points
     assert len(points) == 1 and points[0].count == 30
     assert attrs(points[0].attributes)["gen_ai.request.model"] == "other"
+    servers = [s for s in receiver.spans if s.kind == s.SPAN_KIND_SERVER]
+    assert servers and {s.name for s in servers} == {"chat other"}  # no caller text
 
 
 def dropped(reason: str) -> float:

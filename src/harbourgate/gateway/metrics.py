@@ -35,9 +35,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from harbourgate.observe import labels
+
 prometheus_client.disable_created_metrics()
 
-OTHER = "other"
+OTHER = labels.OTHER
 ENDPOINTS = frozenset({
     "/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/embeddings",
     "/v1/models", "/v1/responses", "/v1/responses/input_tokens",
@@ -58,21 +60,9 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.0
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
-class _Models:
-    """The model label values: the configured route names (`configure`) and ``other``."""
-
-    names: frozenset[str] = frozenset()
-
-    @classmethod
-    def label(cls, name: str | None) -> str:
-        if not name:
-            return "none"
-        return name if name in cls.names else OTHER
-
-
 def configure(route_names: Iterable[str]) -> None:
     """Declare the models that get their own label value (the configured routes)."""
-    _Models.names = frozenset(route_names)
+    labels.configure(route_names)
 
 
 def _one_of(allowed: frozenset[str]) -> Callable[[str | None], str]:
@@ -81,7 +71,7 @@ def _one_of(allowed: frozenset[str]) -> Callable[[str | None], str]:
     return bound
 
 
-model_label = _Models.label
+model_label = labels.model
 code_label = _one_of(CODES)
 decision_label = _one_of(DECISIONS)
 _BOUNDS: dict[str, Callable[[Any], str]] = {

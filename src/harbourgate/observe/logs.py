@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from harbourgate.config import LoggingSettings
+from harbourgate.observe import labels
 
 ACCESS_LOGGER = "harbourgate.access"
 REQUEST_ID_HEADER = b"x-request-id"
@@ -73,7 +74,9 @@ def access(*, request_id: str, audit_id: str | None, application: str | None,
     """One line for one data-plane request (logger ``harbourgate.access``, level INFO).
 
     Every argument is an identifier, a name, a number or a fixed word; strings are bounded
-    and sanitised (`safe_token`). `code` is the error code of a refusal (``ok`` otherwise).
+    and sanitised (`safe_token`), and a model is logged only when it names a configured
+    route (`labels.model`: else ``other``), since the caller chooses what it sends there.
+    `code` is the error code of a refusal (``ok`` otherwise).
     """
     if not _access.isEnabledFor(logging.INFO):
         return
@@ -82,8 +85,8 @@ def access(*, request_id: str, audit_id: str | None, application: str | None,
         "audit_id": safe_token(audit_id) if audit_id else None,
         "application": safe_token(application) if application else None,
         "endpoint": safe_token(endpoint),
-        "model": safe_token(model) if model else None,
-        "served": safe_token(served) if served else None,
+        "model": labels.model(model),
+        "served": labels.model(served),
         "decision": safe_token(decision, 16),
         "status": int(status),
         "code": safe_token(code or "ok", 48),

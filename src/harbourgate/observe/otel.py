@@ -6,8 +6,8 @@ plus `harbourgate.*` attributes (decision, rule, audit id, request id, applicati
 A request never waits for the collector: ended spans go into a bounded queue that a
 background thread exports in batches; when the queue is full, or an export fails, the spans
 are dropped and counted in `harbourgate_telemetry_dropped_spans_total`. Metric attributes
-that name a model use the bounded label of `harbourgate.gateway.metrics` (a made-up model
-name is ``other``), so the exported series stay bounded too.
+and span attributes that name a model use `harbourgate.observe.labels` (a made-up model
+name is ``other``), so exported series stay bounded and caller text stays out.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from harbourgate.config import TelemetrySettings
 from harbourgate.gateway import metrics
+from harbourgate.observe import labels
 from harbourgate.observe.logs import safe_token
 from harbourgate.observe.telemetry import format_traceparent, parse_traceparent
 
@@ -167,13 +168,13 @@ class _Trace:
 
     def upstream(self, model: str, *, attempt: int = 1, provider: str | None = None) -> _Span:
         attributes: dict[str, str | int] = {
-            "gen_ai.operation.name": self.operation, "gen_ai.request.model": safe_token(model),
+            "gen_ai.operation.name": self.operation, "gen_ai.request.model": labels.model(model),
             "harbourgate.attempt": attempt}
         if provider:
             attributes["gen_ai.provider.name"] = safe_token(provider)
             self.provider = provider
         return _Span(self.owner.tracer.start_span(
-            f"{self.operation} {safe_token(model)}", context=self._context,
+            f"{self.operation} {labels.model(model)}", context=self._context,
             kind=SpanKind.CLIENT, attributes=attributes))
 
     def identified(self, *, application: str | None) -> None:
@@ -188,11 +189,11 @@ class _Trace:
             self.server.set_attribute("harbourgate.rule", safe_token(rule, 128))
         if model:
             self.model = model
-            self.server.set_attribute("gen_ai.request.model", safe_token(model))
-            self.server.update_name(f"{self.operation} {safe_token(model)}")
+            self.server.set_attribute("gen_ai.request.model", labels.model(model))
+            self.server.update_name(f"{self.operation} {labels.model(model)}")
         if served:
             self.served = served
-            self.server.set_attribute("gen_ai.response.model", safe_token(served))
+            self.server.set_attribute("gen_ai.response.model", labels.model(served))
 
     def usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None,
               first_token_s: float | None = None) -> None:

@@ -7,6 +7,7 @@ already in use is a clear exit 2, not a stack trace from inside uvicorn.
 from __future__ import annotations
 
 import errno
+import inspect
 import os
 import shutil
 import socket
@@ -96,7 +97,10 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     server = uvicorn.Server(config)
     try:
         if workers > 1:
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
+            # uvicorn < 0.40 takes the worker's target; later versions build it themselves
+            takes_target = "target" in inspect.signature(Multiprocess).parameters
+            extra = {"target": server.run} if takes_target else {}
+            Multiprocess(config, sockets=[sock], **extra).run()
         else:
             server.run(sockets=[sock])
     finally:

@@ -99,3 +99,4 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
 def test_the_schema_command_prints_the_shipped_schema() -> None:
     result = CliRunner().invoke(main, ["config", "schema"])
     assert result.exit_code == 0 and json.loads(result.output) == configschema.schema()
+

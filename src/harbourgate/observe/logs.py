@@ -172,3 +172,5 @@ def configure(settings: LoggingSettings) -> None:
     """Apply `uvicorn_log_config` to this process (CLI commands, tests, workers)."""
     logging.config.dictConfig(uvicorn_log_config(settings))
     logging.captureWarnings(True)
+    # no line prints them: do not gather them for every record
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

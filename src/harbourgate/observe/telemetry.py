@@ -47,27 +47,35 @@ class TelemetryUnavailable(Exception):
     """`telemetry.otlp_endpoint` is set, but the OpenTelemetry packages are missing."""
 
 
-def parse_traceparent(value: bytes | str | None) -> tuple[int, int, int] | None:
-    """(trace id, parent span id, flags) of a valid W3C traceparent, else None.
+_ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
 
-    Version ``ff``, an all-zero trace or span id, and a version-00 header with anything
-    after the flags are invalid (W3C Trace Context §3.2).
-    """
+
+def _valid(raw: bytes) -> re.Match[bytes] | None:
+    """The match of a valid W3C traceparent: version ``ff``, an all-zero trace or span id,
+    and a version-00 header with anything after the flags are invalid (Trace Context §3.2)."""
+    if len(raw) > 512:
+        return None
+    match = _TRACEPARENT.fullmatch(raw)
+    if match is None:
+        return None
+    version, trace_id, span_id, _, rest = match.groups()
+    if version == b"ff" or (version == b"00" and rest):
+        return None
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return match
+
+
+def parse_traceparent(value: bytes | str | None) -> tuple[int, int, int] | None:
+    """(trace id, parent span id, flags) of a valid W3C traceparent, else None."""
     if value is None:
         return None
     raw = value.encode("latin-1", "replace") if isinstance(value, str) else value
-    if len(raw) > 512:
-        return None
-    match = _TRACEPARENT.fullmatch(raw.strip())
+    match = _valid(raw.strip())
     if match is None:
         return None
-    version, trace_id, span_id, flags, rest = match.groups()
-    if version == b"ff" or (version == b"00" and rest):
-        return None
-    tid, sid = int(trace_id, 16), int(span_id, 16)
-    if tid == 0 or sid == 0:
-        return None
-    return tid, sid, int(flags, 16)
+    _, trace_id, span_id, flags, _ = match.groups()
+    return int(trace_id, 16), int(span_id, 16), int(flags, 16)
 
 
 def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
@@ -182,12 +190,9 @@ class _Off:
 
     def request(self, endpoint: str, operation: str, *, traceparent: bytes | None = None,
                 request_id: str | None = None) -> _NoTrace:
-        if traceparent is None:
+        if traceparent is None or _valid(traceparent) is None:
             return _NO_TRACE
-        parsed = parse_traceparent(traceparent)
-        if parsed is None:
-            return _NO_TRACE
-        return _NoTrace(_NoSpan(format_traceparent(*parsed)))
+        return _NoTrace(_NoSpan(traceparent.decode("ascii")))
 
     def shutdown(self) -> None:
         pass

@@ -40,7 +40,9 @@ from harbourgate.observe import labels
 prometheus_client.disable_created_metrics()
 
 OTHER = labels.OTHER
+# the policy vocabulary's endpoint names (what the gateway passes) and the paths themselves
 ENDPOINTS = frozenset({
+    "chat", "embeddings", "models", "count_tokens", "input_tokens", "responses", "messages",
     "/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/embeddings",
     "/v1/models", "/v1/responses", "/v1/responses/input_tokens",
 })

@@ -109,12 +109,16 @@ class BoundedBatchProcessor(SpanProcessor):
 class _Span:
     """A child span of a request, used as a context manager."""
 
-    __slots__ = ("_span", "traceparent")
+    __slots__ = ("_span",)
 
     def __init__(self, span: trace_api.Span) -> None:
         self._span = span
-        ctx = span.get_span_context()
-        self.traceparent = format_traceparent(ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C traceparent naming this span (for the upstream call's headers)."""
+        ctx = self._span.get_span_context()
+        return format_traceparent(ctx.trace_id, ctx.span_id, int(ctx.trace_flags))
 
     def set(self, key: str, value: str | int | float | bool) -> None:
         self._span.set_attribute(key, value)

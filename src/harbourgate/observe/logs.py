@@ -162,6 +162,8 @@ def uvicorn_log_config(settings: LoggingSettings) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # uvicorn's access log repeats ours without the facts that matter.
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            # migrations at start-up: their per-plugin INFO lines say nothing to an operator
+            "alembic": {"handlers": [], "level": "WARNING", "propagate": True},
             ACCESS_LOGGER: {"handlers": [], "propagate": True,
                             "level": "INFO" if settings.access else "WARNING"},
         },

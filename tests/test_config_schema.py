@@ -38,6 +38,7 @@ VALID = [
     " timeout_s: 3, class: frontier-chat}]\n",
     "admin_tokens: [{token_env: T, role: auditor}]\n",
     "policy: {packs: [hk-sandbox], bundles: [./b.yaml]}\n",
+    "routes: [{name: a, export_tags: null, timeout_s: null, origin: null}]\n",
 ]
 
 INVALID = [

@@ -31,6 +31,7 @@ _ROUTE_TYPES: dict[str, dict[str, Any]] = {
     "capacity": {"type": "object"},
     "price": {"type": "object"},
     "max_concurrency": {"type": "integer", "minimum": 1},
+    "balance": {"enum": ["least_outstanding", "round_robin"]},
 }
 _ENUMS: dict[str, list[str]] = {
     "logging.level": list(config.LOG_LEVELS),
@@ -52,6 +53,14 @@ def _type_of(default: Any) -> dict[str, Any]:
     return {"type": ["string", "number"]} if isinstance(default, str) else {}
 
 
+def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
+    """A route key may be null: the parser reads null as "not given"."""
+    if "enum" in prop:
+        return {**prop, "enum": [*prop["enum"], None]}
+    kind = prop.get("type")
+    return {**prop, "type": [kind, "null"]} if isinstance(kind, str) else prop
+
+
 def _section(name: str, cls: type) -> dict[str, Any]:
     instance = cls()
     properties: dict[str, Any] = {}
@@ -71,8 +80,9 @@ def _section(name: str, cls: type) -> dict[str, Any]:
 
 def schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the configuration file."""
-    route_props = {key: _ROUTE_TYPES.get(key, {"type": ["string", "null"]})
+    route_props = {key: _nullable(_ROUTE_TYPES.get(key, {"type": "string"}))
                    for key in sorted(config._ROUTE_KEYS)}
+    route_props["name"] = _ROUTE_TYPES["name"]  # the one key a route must have
     properties: dict[str, Any] = {
         "data_dir": {"type": ["string", "null"], "default": "./harbourgate-data"},
         "database_url": {"type": ["string", "null"], "default": None,

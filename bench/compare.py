@@ -19,6 +19,8 @@ One run on one machine, everything on 127.0.0.1 and bounded in requests and time
    for each server's whole process tree;
 4. measures scaling: Harbourgate with 1, 2 and 4 workers on SQLite, one and two replicas
    on PostgreSQL + Redis with the load split across both, LiteLLM with 2 and 4 workers;
+   then one worker with the access log off, on as text, on as JSON, and with
+   OpenTelemetry exporting to a local OTLP sink; the closing note gives each one's cost;
 5. writes raw JSON to bench/results/, its section of docs/benchmarks.md and the plot
    docs/img/benchmarks.png.
 """
@@ -278,7 +280,8 @@ def verifier(work: Path) -> tuple[Path, str]:
 
 
 def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: str | None,
-                       redis_url: str | None, pool: list[str] | None = None) -> Path:
+                       redis_url: str | None, pool: list[str] | None = None,
+                       extra: dict[str, Any] | None = None) -> Path:
     """The deployment under test: the four packs, one US-hosted route, a CN-origin app;
     with `pool`, the route is a pool of those servers instead of `upstream` alone."""
     config: dict[str, Any] = {
@@ -302,6 +305,7 @@ def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: s
         config["database_url"] = database_url
     if redis_url:
         config["redis_url"] = redis_url
+    config.update(extra or {})
     path = work / "harbourgate.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     return path
@@ -310,12 +314,13 @@ def harbourgate_config(work: Path, upstream: str, jwks: Path, *, database_url: s
 def start_harbourgate(fleet: Fleet, work: Path, upstream: str, *, workers: int,
                       replicas: int = 1, database_url: str | None = None,
                       redis_url: str | None = None, name: str = "harbourgate",
-                      pool: list[str] | None = None) -> Target:
+                      pool: list[str] | None = None,
+                      extra: dict[str, Any] | None = None) -> Target:
     """`harbourgate serve` (one or more replicas), a fresh API key, an attestation."""
     work.mkdir(parents=True, exist_ok=True)
     jwks, attestation = verifier(work)
     cfg = harbourgate_config(work, upstream, jwks, database_url=database_url,
-                             redis_url=redis_url, pool=pool)
+                             redis_url=redis_url, pool=pool, extra=extra)
     ports = [free_port() for _ in range(replicas)]
     procs = [fleet.start(f"{name}-{i}", [sys.executable, "-m", "harbourgate", "serve",
                                          "--config", str(cfg), "--port", str(port),
@@ -883,6 +888,69 @@ def scaling(report: dict[str, Any], fleet: Fleet, work: Path, direct: Target,
         if w != args.workers:  # the main comparison measured that one
             one(f"LiteLLM, {w} workers",
                 lambda w=w: start_litellm(fleet, upstream, workers=w))
+    with otlp_sink() as sink:
+        for slug, label, extra in observability_variants(sink):
+            one(f"Harbourgate, 1 worker, {label}",
+                lambda slug=slug, extra=extra: start_harbourgate(
+                    fleet, work / f"hg-obs-{slug}", upstream, workers=1,
+                    name="harbourgate-obs", extra=extra))
+    report["notes"] += observability_notes(report)
+
+
+def observability_variants(sink: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Access log off / text / json, and OpenTelemetry exporting to a local sink (issue 15)."""
+    return [
+        ("base", "access log off", {"logging": {"access": False}}),
+        ("text", "access log on (text)", {"logging": {"access": True, "format": "text"}}),
+        ("json", "access log on (json)", {"logging": {"access": True, "format": "json"}}),
+        ("otel", "access log off, OpenTelemetry on",
+         {"logging": {"access": False}, "telemetry": {"otlp_endpoint": sink}}),
+    ]
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts every export (an empty protobuf answer)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def observability_notes(report: dict[str, Any]) -> list[str]:
+    """The closing note: what each observability setting costs against access log off."""
+    rows = {r["label"].split(", ", 2)[2]: r["result"] for r in report["scaling"]
+            if r["name"] == "harbourgate-obs"}
+    base = rows.get("access log off")
+    if base is None:
+        return []
+    costs = []
+    for label, r in rows.items():
+        if r is base:
+            continue
+        costs.append(f"{label}: {r['p50_ms'] - base['p50_ms']:+.3f} ms p50, "
+                     f"{r['p99_ms'] - base['p99_ms']:+.3f} ms p99, "
+                     f"{r['cpu_ms_per_req'] - base['cpu_ms_per_req']:+.3f} CPU ms/req, "
+                     f"{r['rps'] / base['rps'] - 1:+.1%} req/s")
+    return [f"Observability, 1 worker, against access log off: {'; '.join(costs)}."]
 
 
 def make_plan(args: argparse.Namespace) -> Plan:

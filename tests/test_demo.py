@@ -515,4 +515,4 @@ def test_without_the_sdks_the_command_says_what_to_install(
     got = CliRunner().invoke(demo_command, [])
     assert got.exit_code == 2
     assert ("the demo drives the gateway with the official OpenAI and Anthropic SDKs, and "
-            "'anthropic' is not installed: pip install openai anthropic") in got.output
+            "'anthropic' is not installed: pip install 'harbourgate[demo]'") in got.output

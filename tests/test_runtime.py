@@ -73,7 +73,9 @@ def test_a_change_in_the_database_is_picked_up_by_polling(runtime: Runtime) -> N
     assert runtime.snapshot is not before and len(runtime.snapshot.callers) == 2
 
 
-def test_a_directive_is_compiled_into_the_policy(runtime: Runtime) -> None:
+def test_a_directive_is_compiled_into_the_policy(runtime: Runtime,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="harbourgate.runtime")
     with runtime.store.change() as conn:
         stored = issue_directive(conn, Directive.from_dict({
             "authority": "US Department of Commerce", "citation": "Order of 2026-06-12",
@@ -82,6 +84,8 @@ def test_a_directive_is_compiled_into_the_policy(runtime: Runtime) -> None:
     runtime.changed()
     assert f"directives={stored.id}" in runtime.snapshot.policy_header
     assert [d.id for d in runtime.snapshot.directives] == [stored.id]
+    changed = [r.getMessage() for r in caplog.records if "policy in force" in r.getMessage()]
+    assert len(changed) == 1 and f"directives={stored.id}" in changed[0]  # logged, with why
 
 
 def _touch(path: Path, text: str) -> None:

@@ -24,9 +24,11 @@ from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
 from harbourgate.admin.pools import pools_router
 from harbourgate.audit.log import AuditLog
+from harbourgate.gateway import metrics
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
+from harbourgate.observe import telemetry
 from harbourgate.privacy import Scanner
 from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import health_checks, pool_status
@@ -97,6 +99,8 @@ class Harbourgate:
 
     def __init__(self, settings: config.Settings) -> None:
         self.settings = settings
+        metrics.configure(r.name for r in settings.routes)  # bounded model label values
+        self.telemetry = telemetry.setup(settings.telemetry)
         self.store = Store(settings.effective_database_url)
         self.runtime = Runtime(settings, self.store)
         POOL.max_response_bytes = settings.limits.max_upstream_response_bytes
@@ -114,6 +118,7 @@ class Harbourgate:
                                       audit=self._audit_admin),
             routers=[self._audit_routes(), pools_router(lambda: self.upstreams)])
         self._tasks: list[asyncio.Task[None]] = []
+        self._gauges: metrics.GaugeTracker | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -152,6 +157,9 @@ class Harbourgate:
             for job in (self.runtime.watch(), self.runtime.listen(),
                         self.verifier.run_refresher(), *health_checks(self.upstreams)):
                 self._tasks.append(asyncio.create_task(job))
+            self._gauges = metrics.track(
+                audit_queue=lambda: getattr(self.audit, "queue_depth", 0),
+                state_version=lambda: self.runtime.snapshot.version)
         except Exception as exc:
             log.exception("start-up failed")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -164,6 +172,8 @@ class Harbourgate:
         gc.freeze()
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
+        if self._gauges is not None:
+            await self._gauges.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +181,7 @@ class Harbourgate:
         for upstream in self.upstreams.values():
             await upstream.aclose()
         await asyncio.to_thread(self.audit.close)
+        await asyncio.to_thread(self.telemetry.shutdown)
         self.store.close()
         await send({"type": "lifespan.shutdown.complete"})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,24 @@ class AuditSettings:
     signing_key: str | None = None  # path to an Ed25519 PEM key; default: data_dir/audit-key.pem
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"
+    format: str = "text"  # text | json (one object per line)
+    access: bool = True  # one line per data-plane request
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    otlp_endpoint: str | None = None  # OTLP/HTTP base URL, e.g. http://collector:4318
+    service_name: str = "harbourgate"
+    export_interval_s: float = 10.0  # how often metrics are pushed (spans: every second)
+
+
 @dataclass(frozen=True)
 class SandboxSeed:
     participants: tuple[Mapping[str, Any], ...] = ()
@@ -176,6 +195,8 @@ class Settings:
     limits: Limits = Limits()
     server: ServerSettings = ServerSettings()
     audit: AuditSettings = AuditSettings()
+    logging: LoggingSettings = LoggingSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
     source: str = field(default="<embedded default>", compare=False)
 
     @property
@@ -220,6 +241,8 @@ _SECTIONS: dict[str, type] = {
     "limits": Limits,
     "server": ServerSettings,
     "audit": AuditSettings,
+    "logging": LoggingSettings,
+    "telemetry": TelemetrySettings,
 }
 _KNOWN_TOP = {*_TOP_SCALARS, *_SECTIONS, "admin_tokens", "routes", "sandbox"}
 _ROUTE_KEYS = {
@@ -310,7 +333,27 @@ def _build(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -> Sett
                               key=f"limits.{f.name}")
     if settings.server.workers < 1:
         raise ConfigError("must be at least 1", source=source, key="server.workers")
+    _check_observability(settings, source)
     return settings
+
+
+def _check_observability(settings: Settings, source: str) -> None:
+    if settings.logging.level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"must be one of {', '.join(LOG_LEVELS)}, not "
+                          f"{settings.logging.level!r}", source=source, key="logging.level")
+    if settings.logging.format not in LOG_FORMATS:
+        raise ConfigError(f"must be one of {', '.join(LOG_FORMATS)}, not "
+                          f"{settings.logging.format!r}", source=source, key="logging.format")
+    endpoint = settings.telemetry.otlp_endpoint
+    if endpoint is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", endpoint):
+        raise ConfigError(f"must be an http:// or https:// URL (the OTLP/HTTP receiver, e.g. "
+                          f"http://127.0.0.1:4318), not {endpoint!r}", source=source,
+                          key="telemetry.otlp_endpoint")
+    if settings.telemetry.export_interval_s <= 0:
+        raise ConfigError("must be a positive number of seconds", source=source,
+                          key="telemetry.export_interval_s")
+    if not settings.telemetry.service_name.strip():
+        raise ConfigError("must not be empty", source=source, key="telemetry.service_name")
 
 
 def _str(value: Any, source: str, key: str) -> str:

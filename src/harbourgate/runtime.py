@@ -156,7 +156,12 @@ class Runtime:
     def reload(self) -> Snapshot:
         """Rebuild from the database and swap (one assignment: atomic for readers)."""
         with self._lock:  # one rebuild at a time, so an older read never lands last
+            old = self.snapshot
             self.snapshot = build_snapshot(self.settings, self.store, self.bundle)
+            if self.snapshot.policy_header != old.policy_header:  # a directive or bundle moved
+                log.info("policy in force changed at state version %s: %s (was %s)",
+                         self.snapshot.version, self.snapshot.policy_header,
+                         old.policy_header)
             return self.snapshot
 
     def changed(self) -> None:

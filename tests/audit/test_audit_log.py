@@ -128,7 +128,8 @@ def test_appending_to_a_closed_log_is_refused(tmp_path, make_log) -> None:
 
 
 def test_a_failing_database_fails_the_append_rather_than_faking_it(tmp_path, make_log,
-                                                                   monkeypatch) -> None:
+                                                                   monkeypatch,
+                                                                   caplog) -> None:
     log = make_log(f"sqlite:///{tmp_path / 'a.db'}")
     monkeypatch.setattr(log_module, "_RETRIES", (0.0, 0.0))
 
@@ -141,6 +142,9 @@ def test_a_failing_database_fails_the_append_rather_than_faking_it(tmp_path, mak
     with pytest.raises(AuditWriteError,
                        match="the audit entry could not be committed: disk I/O error"):
         asyncio.run(log.append({"x": 1}))
+    assert any(r.name == "harbourgate.audit" and r.levelname == "ERROR"
+               and "not committed after retries: disk I/O error" in r.getMessage()
+               for r in caplog.records)  # the fault is logged with its reason
 
 
 def test_checkpoints_sign_the_recomputed_root(database_url: str, make_log: MakeLog,

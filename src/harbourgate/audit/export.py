@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def latest_verified_checkpoint(engine: sa.Engine, verifier: Verifier,
 
 
 def export_bundle(engine: sa.Engine, verifier: Verifier, out: Path,
-                  origin: str | None = None) -> ExportResult:
-    """Write the evidence bundle for the latest signed checkpoint into directory `out`."""
+                  origin: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ExportResult:
+    """Write the evidence bundle for the latest signed checkpoint into directory `out`;
+    `progress` is told (entries written, entries in all) after each batch."""
     checkpoint = latest_verified_checkpoint(engine, verifier, origin)
     if checkpoint is None:
         raise ExportError("the log has no signed checkpoint to export yet; a running gateway "
@@ -73,6 +76,8 @@ def export_bundle(engine: sa.Engine, verifier: Verifier, out: Path,
                 f.write(orjson.dumps({"index": idx, "id": entry_id,
                                       "leaf": base64.b64encode(bytes(leaf)).decode()}) + b"\n")
                 count += 1
+            if progress is not None:
+                progress(count, size)
     (out / "checkpoint.txt").write_text(checkpoint.note, encoding="utf-8")
     (out / "key.vkey").write_text(verifier.vkey + "\n", encoding="utf-8")
     manifest = {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
@@ -46,6 +47,8 @@ from harbourgate.audit.errors import (
 from harbourgate.audit.model import ConsistencyProof, Entry, InclusionProof
 from harbourgate.audit.note import Checkpoint, SignedCheckpoint, Signer, open_checkpoint
 from harbourgate.audit.tree import TreeCache
+
+log = logging.getLogger("harbourgate.audit")
 
 _RETRIES = (0.05, 0.2, 0.5, 1.0, 2.0)  # backoff before giving a batch up as failed
 
@@ -275,6 +278,7 @@ class AuditLog:
                 if closing and not batch:
                     return
         except BaseException as exc:  # never leave a caller waiting forever
+            log.error("the audit writer stopped; every pending entry fails: %s", exc)
             with self._cond:
                 self._failed = exc
                 pending = list(self._queue)
@@ -315,6 +319,8 @@ class AuditLog:
             except Exception as exc:
                 delay = next(attempts, None)
                 if delay is None:
+                    log.error("%d audit entr%s not committed after retries: %s", len(batch),
+                              "y" if len(batch) == 1 else "ies", exc)
                     for item in batch:
                         item.error = AuditWriteError(
                             f"the audit entry could not be committed: {exc}")
@@ -398,8 +404,9 @@ class AuditLog:
                         self._tree.extend(hashes, size)
                         if len(new) < storage._INTEGRATE_LIMIT:
                             break
-            except Exception:
+            except Exception as exc:
                 # lost the connection (and with it the lock): reconnect, try next round
+                log.warning("audit integration interrupted, retrying: %s", exc)
                 with contextlib.suppress(Exception):
                     self._writer.connect()
                 return

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -104,9 +104,13 @@ def _cursor_rows(engine: sa.Engine, sql: str) -> Iterator[list[tuple[Any, ...]]]
         raw.close()
 
 
+Progress = Callable[[int, int], None]  # (entries done, entries in all)
+
+
 def verify_log(engine: sa.Engine, verifier: Verifier, *, origin: str | None = None,
-               saved_checkpoint: str | None = None) -> Report:
-    """Verify the whole log in `engine`'s database against the log key `verifier`."""
+               saved_checkpoint: str | None = None, progress: Progress | None = None) -> Report:
+    """Verify the whole log in `engine`'s database against the log key `verifier`;
+    `progress` is told how far it is after each batch of entries."""
     report = Report()
     saved = _open_saved(saved_checkpoint, verifier, origin, report)
     dbapi_error = engine.dialect.dbapi.DatabaseError  # type: ignore[union-attr]
@@ -125,7 +129,7 @@ def verify_log(engine: sa.Engine, verifier: Verifier, *, origin: str | None = No
         signed = _stored_checkpoints(engine, verifier, origin, report)
         if saved is not None:
             signed.append(saved)
-        _check_entries(engine, signed, report)
+        _check_entries(engine, signed, report, progress)
     except (dbapi_error, sa.exc.DBAPIError) as exc:
         reason = getattr(exc, "orig", None) or exc
         if engine.dialect.name != "sqlite":
@@ -176,7 +180,13 @@ def _stored_checkpoints(engine: sa.Engine, verifier: Verifier, origin: str | Non
     return out
 
 
-def _check_entries(engine: sa.Engine, signed: list[_Signed], report: Report) -> None:
+def _check_entries(engine: sa.Engine, signed: list[_Signed], report: Report,
+                   progress: Progress | None = None) -> None:
+    total = 0
+    if progress is not None:
+        with engine.connect() as conn:
+            total = conn.exec_driver_sql("SELECT count(*) FROM audit_entries "
+                                         "WHERE idx IS NOT NULL").scalar_one()
     sizes = sorted({s.size for s in signed})
     roots: dict[int, bytes] = {}
     boundary_ids: dict[int, str] = {}  # ids at checkpoint boundaries, to name a bracket
@@ -225,6 +235,8 @@ def _check_entries(engine: sa.Engine, signed: list[_Signed], report: Report) -> 
                 boundary_ids[idx] = entry_id
         if not broken:
             _extend(tree, hashes, sizes, roots)
+        if progress is not None:
+            progress(expected, max(total, expected))
     if not broken:
         report.root = tree.root()
     report.entries = expected

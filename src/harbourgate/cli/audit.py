@@ -21,7 +21,7 @@ from harbourgate.audit.keys import SigningKeyError, load_signer
 from harbourgate.audit.note import NoteError, Verifier
 from harbourgate.audit.tree import TreeCache, TreeCorruptionError
 from harbourgate.audit.verify import Report, VerifyInputError, verify_log
-from harbourgate.cli.common import InputError, load_settings
+from harbourgate.cli.common import InputError, echo_json, json_option, load_settings, progress
 from harbourgate.config import Settings
 from harbourgate.store import create_engine
 
@@ -87,8 +87,9 @@ def verify(config_path: str | None, checkpoint_file: str | None, key: str | None
     verifier = _verifier(settings, key)
     engine = _engine(settings)
     try:
-        report = verify_log(engine, verifier, origin=settings.audit.origin,
-                            saved_checkpoint=saved)
+        with progress("verifying") as update:
+            report = verify_log(engine, verifier, origin=settings.audit.origin,
+                                saved_checkpoint=saved, progress=update)
     except VerifyInputError as exc:
         where = f"--checkpoint {checkpoint_file}: " if "saved checkpoint" in str(exc) else ""
         raise InputError(where + str(exc)) from None
@@ -126,7 +127,9 @@ def _print_report(report: Report, settings: Settings) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="the directory to write (default: DATA_DIR/exports/audit-SIZE)")
 @key_option
-def export(config_path: str | None, out_dir: str | None, key: str | None) -> None:
+@json_option
+def export(config_path: str | None, out_dir: str | None, key: str | None,
+           as_json: bool) -> None:
     """Write an evidence bundle: entries, the latest checkpoint, the verifier key."""
     settings = load_settings(config_path)
     verifier = _verifier(settings, key)
@@ -135,13 +138,19 @@ def export(config_path: str | None, out_dir: str | None, key: str | None) -> Non
         checkpoint = latest_verified_checkpoint(engine, verifier, settings.audit.origin)
         size = checkpoint.size if checkpoint else 0
         out = Path(out_dir) if out_dir else settings.data_dir / "exports" / f"audit-{size}"
-        result = export_bundle(engine, verifier, out, settings.audit.origin)
+        with progress("exporting") as update:
+            result = export_bundle(engine, verifier, out, settings.audit.origin,
+                                   progress=update)
     except ExportError as exc:
         raise InputError(str(exc)) from None
     except OSError as exc:
         raise InputError(f"cannot write the bundle: {exc}") from None
     finally:
         engine.dispose()
+    if as_json:
+        echo_json({"directory": str(result.directory), "entries": result.entries,
+                   "tree_size": result.checkpoint.size, "verifier_key": verifier.vkey})
+        return
     click.echo(f"exported {result.entries} entries and the checkpoint of size "
                f"{result.checkpoint.size} to {result.directory}")
     click.echo(f"verify with: python docs/verify_evidence.py {result.directory} "

@@ -9,7 +9,7 @@ import click
 
 from harbourgate.cli.common import InputError
 
-SDKS = ("openai", "anthropic")
+DEMO_MODULES = ("openai", "anthropic", "httpx")
 
 
 @click.command()
@@ -32,11 +32,11 @@ def demo(data_dir: Path | None, keep: bool, phase_seconds: float, workers: int) 
     try:
         from harbourgate.demo import DemoError, run_demo
     except ModuleNotFoundError as exc:
-        if exc.name not in SDKS:
+        if (exc.name or "").split(".")[0] not in DEMO_MODULES:
             raise
         raise InputError(f"the demo drives the gateway with the official OpenAI and Anthropic "
                          f"SDKs, and {exc.name!r} is not installed: pip install "
-                         f"{' '.join(SDKS)}") from None
+                         f"'harbourgate[demo]' (./scripts/run does)") from None
 
     try:
         result = run_demo(data_dir=data_dir, keep=keep, phase_seconds=phase_seconds,

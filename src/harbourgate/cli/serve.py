@@ -1,14 +1,49 @@
-"""`harbourgate serve` and `harbourgate stand-in`."""
+"""`harbourgate serve` and `harbourgate stand-in`.
+
+`serve` binds its socket before it says anything, so "listening" is never a lie and a port
+already in use is a clear exit 2, not a stack trace from inside uvicorn.
+"""
 
 from __future__ import annotations
 
+import errno
+import inspect
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import click
 
 from harbourgate.cli.common import InputError, load_settings
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or exit 2 saying why (in use, no such address)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"--host {host}: not an address of this machine ({exc.strerror})"
+                         ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(f"port {port} on {host} is already in use: stop what listens "
+                             "there, or choose another with --port (or server.port)") from None
+        if exc.errno == errno.EACCES:
+            raise InputError(f"port {port} on {host} needs privileges this user lacks: use a "
+                             "port above 1023 behind a reverse proxy") from None
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @click.command()
@@ -23,8 +58,10 @@ def serve(config_path: str | None, host: str | None, port: int | None,
           workers: int | None) -> None:
     """Run the gateway (data plane and admin API)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from harbourgate.app import prepare
+    from harbourgate.observe import logs, telemetry
     from harbourgate.server import BoundedProtocol
 
     settings = load_settings(config_path)
@@ -32,21 +69,45 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
     try:
+        telemetry.check_available(settings.telemetry)
+    except telemetry.TelemetryUnavailable as exc:
+        raise InputError(str(exc)) from None
+    try:
         banner = prepare(settings)
     except Exception as exc:  # storage unreachable, unwritable data dir, ...
         raise InputError(f"cannot start: {exc}") from exc
+    sock = bind(host, port)
+    port = sock.getsockname()[1]
     os.environ["HARBOURGATE_CONFIG_FILE"] = str(Path(config_path).resolve()) if config_path else ""
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="harbourgate-metrics-")
+    metrics_dir = None
+    if workers > 1:  # private to this server (mode 0700), removed when it stops
+        metrics_dir = tempfile.mkdtemp(prefix="harbourgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    else:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     for line in banner:
         click.echo(line)
     click.echo(f"Harbourgate listening on http://{host}:{port} ({workers} worker"
                f"{'s' if workers > 1 else ''}); OpenAI base_url http://{host}:{port}/v1, "
                f"Anthropic base_url http://{host}:{port}")
-    uvicorn.run("harbourgate.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http=BoundedProtocol, access_log=False,
-                log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
-                proxy_headers=False, server_header=False)
+    config = uvicorn.Config(
+        "harbourgate.app:create_app_from_env", factory=True, host=host, port=port,
+        workers=workers, loop="uvloop", http=BoundedProtocol, access_log=False,
+        log_config=logs.uvicorn_log_config(settings.logging), lifespan="on",
+        timeout_graceful_shutdown=10, proxy_headers=False, server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            # uvicorn < 0.40 takes the worker's target; later versions build it themselves
+            takes_target = "target" in inspect.signature(Multiprocess).parameters
+            extra = {"target": server.run} if takes_target else {}
+            Multiprocess(config, sockets=[sock], **extra).run()
+        else:
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @click.command("stand-in")

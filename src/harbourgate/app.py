@@ -2,8 +2,8 @@
 
 `prepare` runs once in the parent process (migrations, seed, keys) so that N workers never
 race over start-up work; `create_app` builds each worker's app: the data plane at `/v1`,
-the admin API at `/admin/v1`, and a lifespan that starts the audit writer, the snapshot
-watcher and the upstream pools, and drains them on shutdown.
+the admin API at `/admin/v1`, the console at `/console`, and a lifespan that starts the
+audit writer, the snapshot watcher and the upstream pools, and drains them on shutdown.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from harbourgate.admin.app import AdminServices, create_admin_app
 from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
 from harbourgate.audit.log import AuditLog
+from harbourgate.console import PREFIX, Console
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
@@ -108,12 +109,15 @@ class Harbourgate:
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),
             routers=[self._audit_routes()])
+        self.console = Console()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"].startswith("/admin/"):
                 await self.admin(_json_by_default(scope), receive, send)
+            elif scope["path"] == PREFIX or scope["path"].startswith(PREFIX + "/"):
+                await self.console(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif scope["type"] == "lifespan":

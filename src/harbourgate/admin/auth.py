@@ -126,8 +126,7 @@ class TokenTable:
                                    "set HARBOURGATE_ADMIN_TOKEN (16+ characters) or "
                                    "admin_tokens in the config, then restart")
         if not token:
-            raise _unauthenticated("missing admin token; send Authorization: Bearer TOKEN "
-                                   "(or sign in to the console)")
+            raise _unauthenticated("missing admin token; send Authorization: Bearer TOKEN")
         given = _digest(token)
         found: _Entry | None = None
         for entry in self._entries:
@@ -153,12 +152,13 @@ class TokenTable:
         try:
             claims = json.loads(_unb64(payload))
             token_id, expires = str(claims["t"]), int(claims["e"])
-            given = _unb64(signature)
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise _no_session("the console session cookie is malformed; sign in again") from None
+        given = signature.encode("utf-8", "replace")
         found: _Entry | None = None
-        for entry in self._entries:
-            expected = hmac.new(entry.session_key, payload.encode(), hashlib.sha256).digest()
+        for entry in self._entries:  # the signature as text: one spelling only is valid
+            expected = _b64(hmac.new(entry.session_key, payload.encode("utf-8", "replace"),
+                                     hashlib.sha256).digest()).encode()
             if (hmac.compare_digest(given, expected) and entry.digest.hex()[:16] == token_id
                     and found is None):
                 found = entry

@@ -71,5 +71,5 @@ export async function audit(view, ctx) {
       outcome.entry ? h("details", {}, h("summary", {}, "The record as logged"), h("pre", {}, JSON.stringify(outcome.entry.record, null, 2))) : null);
   });
   view.append(verify, steps);
-  if (ctx.arg) verify.requestSubmit();
+  if (ctx.arg) setTimeout(() => { if (verify.isConnected) verify.requestSubmit(); }, 0);
 }

@@ -20,6 +20,7 @@ SHOTS = os.environ.get("HARBOURGATE_CONSOLE_SCREENSHOTS")  # a folder: write the
 def shot(page: Page, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => { document.getElementById('toast').textContent = ''; }")
         page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), full_page=True)
 
 

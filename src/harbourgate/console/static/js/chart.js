@@ -50,7 +50,7 @@ export function columns(title, buckets, series) {
   const barW = Math.max(2, Math.min(40, step * 0.7));
   const description = buckets.map((b, i) => `${b}: ` + series.map((x) => `${x.name} ${x.values[i] || 0}`).join(", ")).join("; ");
   const svg = frame(width, height, title, description);
-  for (const frac of [0, 0.5, 1]) {
+  for (const frac of max >= 2 ? [0, 0.5, 1] : [0, 1]) {
     const y = top + plotH * (1 - frac);
     svg.append(s("line", { x1: left, x2: width - 10, y1: y, y2: y, stroke: "#d0d7de" }),
       s("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#57606a" }, String(Math.round(max * frac))));

@@ -105,9 +105,9 @@ export async function directives(view, ctx) {
   // The server names a directive's field as `directive.KEY` (simulate) or `KEY` (issue).
   function fail(error) {
     const key = (error.param || "").replace(/^directive\.?/, "");
-    if (!yamlBox.hidden) return showError(draft, { ...error, param: "directive" });
+    if (!yamlBox.hidden) return showError(draft, { message: error.message, param: "directive" });
     const known = { models: "models", export_tags: "export_tags", permit_only: "nationality" }[key] || key;
-    return showError(draft, { ...error, param: known || "" });
+    return showError(draft, { message: error.message, param: known || "" });
   }
 
   draft.addEventListener("submit", async (event) => {

@@ -55,7 +55,7 @@ export async function policy(view) {
           { label: "Why", cell: (x) => x.why }, { label: "Citation", cell: (x) => x.citation },
         ], [...r.tier_rules, ...r.rules]));
     } catch (error) {
-      if (error.status !== 401) showError(explain, { ...error, param: "context" });
+      if (error.status !== 401) showError(explain, { message: error.message, param: "context" });
     }
   });
   view.append(explain, out);

@@ -167,13 +167,16 @@ def test_the_console_works_from_the_keyboard(page: Page) -> None:
     page.keyboard.type(OPERATOR_TOKEN)
     page.keyboard.press("Enter")
     expect(page.locator("#who-name")).to_have_text("Ada Operator")
-    # Tab through the header and the navigation to "Decisions", and open it with Enter.
+    expect(page.get_by_role("table", name="Participants, oldest first")).to_be_visible()
+    expect(page.locator("main")).to_be_focused()
+    # From the content, back through the navigation to "Decisions"; Enter opens it.
     for _ in range(12):
-        page.keyboard.press("Tab")
+        page.keyboard.press("Shift+Tab")
         if page.evaluate("() => document.activeElement.textContent") == "Decisions":
             break
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Decisions", exact=True)).to_be_visible()
+    expect(page.locator("main")).to_be_focused()
     expect(page.get_by_role("link", name="Decisions")).to_have_attribute("aria-current", "page")
     # Every control of the filter form is reachable and labelled.
     page.get_by_label("Since").focus()

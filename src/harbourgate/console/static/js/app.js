@@ -76,7 +76,10 @@ async function route() {
   clear(view, container);
   const heading = container.querySelector("h1");
   document.title = `${heading ? heading.textContent : name} · Harbourgate console`;
-  if (document.activeElement === document.body || !view.contains(document.activeElement)) $("main").focus();
+  // Move focus to the new content when it was lost (sign-in) or was on the link that asked for
+  // this view; never away from where the user has since tabbed to.
+  const active = document.activeElement;
+  if (active === document.body || active === null || active.getAttribute("aria-current") === "page") $("main").focus();
 }
 
 $("sign-in-form").addEventListener("submit", async (event) => {

@@ -168,6 +168,17 @@ def sign_in(page: Page, token: str, expect_name: str) -> None:
     expect(page.locator("#who-name")).to_have_text(expect_name)
 
 
+SHOTS = os.environ.get("HARBOURGATE_CONSOLE_SCREENSHOTS")  # a folder: the docs' images
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """With HARBOURGATE_CONSOLE_SCREENSHOTS=docs/img, save the page as console-NAME.png."""
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => { document.getElementById('toast').textContent = ''; }")
+        page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), full_page=full_page)
+
+
 def axe_source() -> str:
     """axe-core's browser build, fetched from the npm registry once into .cache/."""
     if not AXE.exists():

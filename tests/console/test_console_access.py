@@ -15,6 +15,7 @@ from tests.console.conftest import (
     OPERATOR_TOKEN,
     Server,
     serious_violations,
+    shot,
     sign_in,
 )
 
@@ -86,6 +87,7 @@ def test_an_auditor_sees_the_read_views_and_the_server_refuses_every_change(
     page.get_by_role("button", name="Explain").click()
     expect(page.get_by_role("table", name="Rules considered")).to_be_visible()
     assert serious_violations(page) == []
+    shot(page, "policy", full_page=False)
 
 
 def test_no_token_or_a_wrong_one_sees_nothing(page: Page, server: Server) -> None:
@@ -94,6 +96,7 @@ def test_no_token_or_a_wrong_one_sees_nothing(page: Page, server: Server) -> Non
     expect(page.get_by_role("navigation", name="Console sections")).to_be_hidden()
     assert page.locator("#view").inner_text() == ""
     assert serious_violations(page) == []
+    shot(page, "sign-in")
     page.get_by_label("Admin token").fill("not-a-token-at-all-0123456789")
     page.get_by_role("button", name="Sign in").click()
     error = page.locator("#token-error")

@@ -5,23 +5,12 @@ page, sign out."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.console.conftest import OPERATOR_TOKEN, Server, serious_violations, sign_in
-
-SHOTS = os.environ.get("HARBOURGATE_CONSOLE_SCREENSHOTS")  # a folder: write the docs' images
-
-
-def shot(page: Page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.evaluate("() => { document.getElementById('toast').textContent = ''; }")
-        page.screenshot(path=str(Path(SHOTS) / f"console-{name}.png"), full_page=True)
+from tests.console.conftest import OPERATOR_TOKEN, Server, serious_violations, shot, sign_in
 
 
 def test_an_operator_governs_the_sandbox_from_the_browser(page: Page, server: Server) -> None:

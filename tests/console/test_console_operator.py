@@ -113,6 +113,10 @@ def test_an_operator_governs_the_sandbox_from_the_browser(page: Page, server: Se
     filters.get_by_label("Application").fill("loan-scorer")
     filters.get_by_label("Decision").select_option("reroute")
     filters.get_by_role("button", name="Apply filters").click()
+    # Decisions over time, by effect and by model (from /decisions/stats where the API has
+    # it, else from the decisions shown, and the page says which).
+    expect(page.get_by_role("img", name=re.compile("^By effect"))).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("^By model"))).to_contain_text("qwen-local")
     results = page.get_by_role("table", name="Recorded request decisions")
     expect(results.get_by_role("row")).to_have_count(2)
     expect(results).to_contain_text("qwen-local")

@@ -17,7 +17,7 @@ let chartCounter = 0;
 function frame(width, height, title, description) {
   const id = `chart${++chartCounter}`;
   const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
-    "aria-labelledby": `${id}-t ${id}-d` });
+    "aria-labelledby": `${id}-t`, "aria-describedby": `${id}-d` });
   svg.append(s("title", { id: `${id}-t` }, title), s("desc", { id: `${id}-d` }, description));
   return svg;
 }

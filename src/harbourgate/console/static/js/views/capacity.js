@@ -55,8 +55,8 @@ export async function quotas(view, ctx) {
   }
   const since = new Date(Date.now() - 864e5).toISOString().slice(0, 19) + "Z";
   try {
-    const usage = await get(`/admin/v1/usage${query({ since, by: "participant" })}`);
-    view.append(h("h2", {}, "Usage in the last 24 hours, by participant"), generic("Usage", usage.data || []));
+    const usage = await get(`/admin/v1/usage${query({ since, by: "participant", period: "day" })}`);
+    view.append(h("h2", {}, "Usage in the last 24 hours, by participant and day"), generic("Usage", usage.data || []));
   } catch (error) {
     if (error.status === 401) throw error;
     view.append(unavailable("Usage", error));
@@ -71,10 +71,11 @@ export async function pools(view) {
     view.append(unavailable("Pools", error));
     return;
   }
+  // {data: [{model, balance, health, healthy, servers: [{base_url, state, in_flight, ...}]}]}
   for (const pool of listing.data || []) {
-    const { endpoints = [], ...rest } = pool;
-    view.append(h("h2", {}, pool.name || pool.route || "pool"), generic("Pool", [rest]),
-      generic(`Endpoints of ${pool.name || "the pool"}`, endpoints));
+    const { servers = [], ...rest } = pool;
+    view.append(h("h2", {}, pool.model), generic(`Pool ${pool.model}`, [rest]),
+      generic(`Servers of ${pool.model}`, servers));
   }
   if (!(listing.data || []).length) view.append(h("p", { class: "muted" }, "No pool configured."));
 }

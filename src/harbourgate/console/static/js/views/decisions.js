@@ -77,7 +77,8 @@ export async function decisions(view, ctx) {
   }
 
   async function drawCharts(v, rows) {
-    const params = { since: v.since, until: v.until, bucket: "hour" };
+    const params = { since: v.since, until: v.until, participant: v.participant,
+      application: v.application, bucket: bucketFor(v.since, v.until) };
     clear(charts, h("h2", {}, "Decisions over time"));
     try {
       const [byDecision, byModel] = await Promise.all([
@@ -97,6 +98,15 @@ export async function decisions(view, ctx) {
   await load();
 }
 
+// Minutes for a window of up to two hours, hours up to a week, days beyond (default: a day).
+function bucketFor(since, until) {
+  const end = until ? Date.parse(until) : Date.now();
+  const start = since ? Date.parse(since) : end - 864e5;
+  const hours = (end - start) / 36e5;
+  if (!(hours > 0)) return "hour";
+  return hours <= 2 ? "minute" : hours <= 168 ? "hour" : "day";
+}
+
 // Counts of decisions per hour, from the rows at hand, in the stats endpoint's shape.
 function bucketed(rows, by) {
   const buckets = new Map();
@@ -107,18 +117,17 @@ function bucketed(rows, by) {
     counts[key] = (counts[key] || 0) + 1;
     buckets.set(t, counts);
   }
-  return { data: [...buckets.entries()].sort().map(([t, counts]) => ({ t, counts })) };
+  return { series: [...buckets.entries()].sort().map(([t, counts]) => ({ t, counts })) };
 }
 
-// Accepts {data: [{t|bucket|start, counts: {k: n}}]} or [{t, key, count}] rows.
+// GET /admin/v1/decisions/stats: {series: [{t, counts: {value: n}}]}.
 function plot(title, stats, colours = {}) {
-  const rows = stats.data || stats.buckets || [];
+  const rows = stats.series || [];
   const times = [], series = new Map();
   rows.forEach((row) => {
-    const t = row.t || row.bucket || row.start || row.time;
+    const t = row.t;
     if (!times.includes(t)) times.push(t);
-    const counts = row.counts || (row.key !== undefined ? { [row.key]: row.count } : {});
-    for (const [k, n] of Object.entries(counts)) {
+    for (const [k, n] of Object.entries(row.counts || {})) {
       if (!series.has(k)) series.set(k, new Map());
       series.get(k).set(t, (series.get(k).get(t) || 0) + n);
     }

@@ -182,3 +182,28 @@ def test_a_proof_that_does_not_verify_names_the_step(page: Page, entry_id: str) 
     page.get_by_role("button", name="Fetch proof and verify").click()
     expect(page.locator("#proof-verdict")).to_contain_text(
         'the step "Verifier key" failed — the key id 00000000 does not match the key')
+
+
+def test_without_webcrypto_the_shipped_library_checks_the_proof(page: Page,
+                                                               entry_id: str) -> None:
+    """Plain HTTP to a host other than localhost gives a page no WebCrypto: the proof is
+    still checked, by the vendored @noble libraries, and still fails when tampered with."""
+    page.add_init_script("Object.defineProperty(globalThis.crypto, 'subtle', "
+                         "{value: undefined, configurable: true});")
+    sign_in(page, OPERATOR_TOKEN, "Ada Operator")
+    assert page.evaluate("() => globalThis.crypto.subtle") is None
+    expect(verify(page, entry_id)).to_contain_text("Verified")
+    expect(page.locator("#proof-steps")).to_contain_text("checked by @noble/ed25519")
+
+    def bad_signature(route: Route) -> None:
+        note = route.fetch().text()
+        body, _, signature = note.partition("\n\n")
+        name, blob = signature.strip().removeprefix("— ").split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[40] ^= 4
+        route.fulfill(body=f"{body}\n\n— {name} {base64.b64encode(bytes(raw)).decode()}\n",
+                      content_type="text/plain")
+
+    page.route("**/audit/checkpoint", bad_signature)
+    expect(verify(page, entry_id)).to_contain_text(
+        'Not verified: the step "Checkpoint signature" failed')

@@ -1,7 +1,12 @@
 // Check an audit entry's inclusion in the log, in this browser, against the signed
-// checkpoint: the verifier key's id, the checkpoint's Ed25519 signature (WebCrypto), the
-// leaf hash SHA-256(0x00 ‖ leaf), every step of the RFC 9162 §2.1.3.2 inclusion path, and
-// the root. Every step is reported; the first that fails stops the check and says why.
+// checkpoint: the verifier key's id, the checkpoint's Ed25519 signature, the leaf hash
+// SHA-256(0x00 ‖ leaf), every step of the RFC 9162 §2.1.3.2 inclusion path, and the root.
+// Every step is reported; the first that fails stops the check and says why.
+//
+// The browser's WebCrypto does the hashing and the signature where it can. A page that is
+// not a secure context (plain HTTP to a host other than localhost) has no WebCrypto, and an
+// older browser may lack Ed25519 in it: then @noble/ed25519 and @noble/hashes, shipped with
+// the console, do the same work.
 
 const enc = new TextEncoder();
 
@@ -18,8 +23,35 @@ const concat = (...parts) => {
 };
 const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+let noble = null;
+async function nobleLibs() {
+  if (!noble) {
+    const [ed, sha2] = await Promise.all([import("../vendor/noble/ed25519.js"), import("../vendor/noble/hashes/sha2.js")]);
+    ed.hashes.sha512 = sha2.sha512;
+    noble = { ed, sha2 };
+  }
+  return noble;
+}
+
+const subtle = () => (globalThis.crypto && crypto.subtle) || null;
+
 async function sha256(bytes) {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  if (subtle()) return new Uint8Array(await subtle().digest("SHA-256", bytes));
+  return (await nobleLibs()).sha2.sha256(bytes);
+}
+
+// {ok, by}: whether the signature verifies, and which implementation said so.
+async function ed25519Verify(publicKey, signature, message) {
+  if (subtle()) {
+    try {
+      const key = await subtle().importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+      return { ok: await subtle().verify({ name: "Ed25519" }, key, signature, message), by: "WebCrypto" };
+    } catch (e) {
+      if (e.name !== "NotSupportedError") throw e;
+    }
+  }
+  const { ed } = await nobleLibs();
+  return { ok: ed.verify(signature, message, publicKey, { zip215: false }), by: "@noble/ed25519 (shipped with the console; this page has no Ed25519 in WebCrypto)" };
 }
 
 class StepFailed extends Error {}
@@ -53,9 +85,6 @@ export async function verifyInclusion(entryId, pinnedKey, fetchers) {
   const steps = [];
   const step = (name, ok, detail) => { steps.push({ name, ok, detail }); if (!ok) throw new StepFailed(detail); };
   try {
-    if (!globalThis.crypto || !crypto.subtle) {
-      step("WebCrypto available", false, "this browser offers WebCrypto only to pages served over HTTPS or from localhost; open the console that way to verify proofs here");
-    }
     let key;
     try { key = parseVerifierKey(pinnedKey); } catch (e) { step("Verifier key", false, e.message); }
     const keyId = (await sha256(concat(enc.encode(key.name + "\n"), key.raw))).slice(0, 4);
@@ -68,15 +97,14 @@ export async function verifyInclusion(entryId, pinnedKey, fetchers) {
     try { cp = parseCheckpoint(note); } catch (e) { step("Checkpoint signature", false, e.message); }
     const sig = cp.signatures.find((s) => s.name === key.name && hex(s.blob.slice(0, 4)) === key.keyId);
     if (!sig) step("Checkpoint signature", false, `no signature by ${key.name}+${key.keyId} on the checkpoint`);
-    let verified = false;
+    let verified;
     try {
-      const publicKey = await crypto.subtle.importKey("raw", key.publicKey, { name: "Ed25519" }, false, ["verify"]);
-      verified = await crypto.subtle.verify({ name: "Ed25519" }, publicKey, sig.blob.slice(4), enc.encode(cp.body));
+      verified = await ed25519Verify(key.publicKey, sig.blob.slice(4), enc.encode(cp.body));
     } catch (e) {
-      step("Checkpoint signature", false, `Ed25519 is not available in this browser's WebCrypto (${e.message})`);
+      step("Checkpoint signature", false, `the signature could not be checked: ${e.message}`);
     }
-    step("Checkpoint signature", verified, verified
-      ? `Ed25519 signature by ${key.name} verifies over the checkpoint: ${cp.origin}, tree size ${cp.size}, root ${hex(cp.root)}`
+    step("Checkpoint signature", verified.ok, verified.ok
+      ? `Ed25519 signature by ${key.name} verifies over the checkpoint (checked by ${verified.by}): ${cp.origin}, tree size ${cp.size}, root ${hex(cp.root)}`
       : "the Ed25519 signature does not verify over the checkpoint text: it was not signed by this key, or was altered");
 
     const entry = await fetchers.entry(entryId);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,6 +135,15 @@ def flip(text: str) -> str:
 def test_a_proof_that_does_not_verify_names_the_step(page: Page, entry_id: str) -> None:
     sign_in(page, OPERATOR_TOKEN, "Ada Operator")
     expect(verify(page, entry_id)).to_contain_text("Verified")
+    # The evidence for it, exported from the page: what an auditor checks offline.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export evidence for this entry").click()
+    evidence = json.loads(Path(download.value.path()).read_text())
+    assert evidence["format"] == "harbourgate-evidence/1"
+    assert evidence["verifier_key"].startswith("harbourgate.local/audit+")
+    [exported] = evidence["entries"]
+    assert exported["id"] == entry_id and exported["record"]["kind"] == "request"
+    assert exported["proof"]["tree_size"] == int(evidence["checkpoint"].split("\n")[1])
 
     def bad_proof(route: Route) -> None:
         proof = route.fetch().json()

@@ -44,17 +44,16 @@ export async function decisions(view, ctx) {
       } else filters.querySelector(".form-error").textContent = error.message;
       return;
     }
-    renderPage(page, cursor);
+    renderPage(page);
     await drawCharts(v, page.data);
   }
 
-  function renderPage(page, cursor) {
+  function renderPage(page) {
     const rows = page.data;
     const pager = h("div", { class: "pager" });
     if (cursors.length) pager.append(h("button", { type: "button", class: "secondary", onclick: () => { cursors.pop(); load(cursors[cursors.length - 1]); } }, "Previous page"));
     if (page.next_cursor) pager.append(h("button", { type: "button", class: "secondary", onclick: () => { cursors.push(page.next_cursor); load(page.next_cursor); } }, "Next page"));
     else if (page.has_more) pager.append(h("span", { class: "muted" }, "More decisions match: narrow the time window."));
-    void cursor;
     clear(results, h("h2", {}, `Recorded decisions (${rows.length} shown, newest first)`),
       table("Recorded request decisions", [
         { label: "When", cell: (d) => when(d.ts) },

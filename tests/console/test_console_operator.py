@@ -76,6 +76,18 @@ def test_an_operator_governs_the_sandbox_from_the_browser(page: Page, server: Se
     assert serious_violations(page) == []
     shot(page, "application")
 
+    # A second key, revoked at once: refused by the gateway from then on.
+    page.get_by_role("button", name="Issue a key").click()
+    expect(page.locator("#issued-key")).not_to_have_text(key)
+    spare = page.locator("#issued-key").inner_text()
+    found = re.search(r"prefix (\S+);", page.get_by_role("region", name="New API key").inner_text())
+    assert found is not None and spare.startswith(found.group(1))
+    spare_prefix = found.group(1)
+    expect(keys.get_by_role("row")).to_have_count(3)
+    keys.get_by_role("button", name=f"Revoke key {spare_prefix}").click()
+    expect(keys.get_by_role("row").filter(has_text=spare_prefix)).to_contain_text("revoked")
+    assert server.chat(spare, "fable-5").status_code == 401
+
     # The key works; without a directive the preferred model serves.
     first = server.chat(key, "fable-5")
     assert first.status_code == 200, first.text

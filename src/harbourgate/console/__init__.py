@@ -13,6 +13,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 PREFIX = "/console"
@@ -44,34 +45,41 @@ class Asset:
     etag: bytes
 
 
-def _load(relative: str) -> Asset | None:
-    """The packaged file at `relative` (under static/), or None; never outside static/."""
-    parts = relative.split("/")
-    if any(p in ("", ".", "..") or "\\" in p for p in parts):
-        return None
-    suffix = "." + parts[-1].rsplit(".", 1)[-1] if "." in parts[-1] else ""
-    if suffix not in _TYPES:
-        return None
-    node = resources.files(__package__).joinpath("static", *parts)
-    if not node.is_file():
-        return None
+def _packaged() -> dict[str, Traversable]:
+    """Every servable file under static/, by its path relative to it."""
+    found: dict[str, Traversable] = {}
+
+    def walk(node: Traversable, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif "." in child.name and "." + child.name.rsplit(".", 1)[1] in _TYPES:
+                found[prefix + child.name] = child
+
+    walk(resources.files(__package__).joinpath("static"), "")
+    return found
+
+
+def _load(node: Traversable) -> Asset:
     body = node.read_bytes()
-    packed = gzip.compress(body, 9, mtime=0) if suffix != ".png" else None
+    packed = None if node.name.endswith(".png") else gzip.compress(body, 9, mtime=0)
     etag = b'"' + hashlib.sha256(body).hexdigest()[:20].encode() + b'"'
     return Asset(body, packed if packed and len(packed) < len(body) else None,
-                 _TYPES[suffix], etag)
+                 _TYPES["." + node.name.rsplit(".", 1)[1]], etag)
 
 
 class Console:
     """The ASGI app for every path under /console."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, Asset | None] = {}
+        self._files = _packaged()  # the only paths served: nothing else can be named
+        self._cache: dict[str, Asset] = {}
 
     def asset(self, relative: str) -> Asset | None:
-        if relative not in self._cache:
-            self._cache[relative] = _load(relative)
-        return self._cache[relative]
+        found = self._cache.get(relative)
+        if found is None and relative in self._files:
+            found = self._cache[relative] = _load(self._files[relative])
+        return found
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path: str = scope["path"]

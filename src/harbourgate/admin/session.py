@@ -22,6 +22,7 @@ from harbourgate.admin.auth import (
     tokens_of,
 )
 from harbourgate.admin.errors import ApiError
+from harbourgate.admin.services import AdminServices
 
 router = APIRouter(tags=["session"])
 
@@ -50,8 +51,8 @@ def sign_in(body: SignIn, request: Request, response: Response,
     response.set_cookie(SESSION_COOKIE, session.cookie, max_age=SESSION_TTL_S, path=COOKIE_PATH,
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     response.headers["Cache-Control"] = "no-store"
-    services.audit("console.sign_in", {"actor": session.actor.as_details(),
-                                       "expires_at": session.to_json()["expires_at"]})
+    _audit(services, "console.sign_in", {"actor": session.actor.as_details(),
+                                          "expires_at": session.to_json()["expires_at"]})
     return session.to_json()
 
 
@@ -77,5 +78,10 @@ def sign_out(request: Request, response: Response, services: Services) -> dict[s
             actor = authenticate(request)
         except ApiError:
             return {"signed_out": True}
-        services.audit("console.sign_out", {"actor": actor.as_details()})
+        _audit(services, "console.sign_out", {"actor": actor.as_details()})
     return {"signed_out": True}
+
+
+def _audit(services: AdminServices, action: str, details: dict[str, Any]) -> None:
+    """Record a sign-in or sign-out: it changes no state, so there is nothing to reload."""
+    services.audit(action, details)

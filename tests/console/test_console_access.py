@@ -103,8 +103,8 @@ def test_no_token_or_a_wrong_one_sees_nothing(page: Page, server: Server) -> Non
     expect(error).to_have_text("unknown admin token")
     expect(page.get_by_label("Admin token")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_role("navigation", name="Console sections")).to_be_hidden()
-    for path in ("/admin/v1/decisions", "/admin/v1/participants", "/admin/v1/audit/checkpoint",
-                 "/admin/v1/session"):
+    for path in ("/admin/v1/decisions", "/admin/v1/participants", "/admin/v1/policy",
+                 "/admin/v1/directives", "/admin/v1/session"):
         assert page.request.get(server.url + path).status == 401, path
     # The console's files hold no data, so they need no token.
     assert page.request.get(server.url + "/console/js/app.js").status == 200

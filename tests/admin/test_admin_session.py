@@ -3,6 +3,7 @@ expiry, roles enforced by the server, and the holder's name in every audit entry
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -181,6 +182,20 @@ def test_session_show_with_a_bearer_token_says_sessions_are_for_the_console(
     response = console.get("/admin/v1/session", headers=OPERATOR)
     assert response.status_code == 400
     assert "sessions are for the console" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize("claims", [b'{"t":"x","e":1e999}', b'{"t":1,"e":1}', b"[]", b"null",
+                                    b'{"t":"x","e":true}', b'{"t":"x","e":1.5}', b"\xff"])
+def test_malformed_session_claims_are_a_401_not_a_500(console: TestClient,
+                                                     claims: bytes) -> None:
+    payload = base64.urlsafe_b64encode(claims).rstrip(b"=").decode()
+    console.cookies.set(SESSION_COOKIE, f"{payload}.AAAA", domain="testserver.local",
+                        path="/admin/")
+    response = console.get("/admin/v1/participants")
+    assert response.status_code == 401
+    assert error_of(response) == {
+        "type": "authentication_error", "code": "invalid_session", "param": None,
+        "message": "the console session cookie is malformed; sign in again"}
 
 
 @settings(max_examples=200, deadline=None)

@@ -151,9 +151,11 @@ class TokenTable:
         payload, _, signature = cookie.partition(".")
         try:
             claims = json.loads(_unb64(payload))
-            token_id, expires = str(claims["t"]), int(claims["e"])
+            token_id, expires = claims["t"], claims["e"]
         except (ValueError, KeyError, TypeError, binascii.Error):
-            raise _no_session("the console session cookie is malformed; sign in again") from None
+            token_id = expires = None
+        if not isinstance(token_id, str) or type(expires) is not int:
+            raise _no_session("the console session cookie is malformed; sign in again")
         given = signature.encode("utf-8", "replace")
         found: _Entry | None = None
         for entry in self._entries:  # the signature as text: one spelling only is valid

@@ -31,6 +31,13 @@ def test_admin_token_from_environment() -> None:
     assert [(t.token, t.role) for t in s.admin_tokens] == [("x" * 20, "operator")]
 
 
+def test_admin_token_names_its_holder(tmp_path: Path) -> None:
+    path = write(tmp_path, "admin_tokens: [{token: aaaaaaaaaaaaaaaaaa, role: auditor, "
+                           "name: ' Mei Chan '}, {token: bbbbbbbbbbbbbbbbbb}]\n")
+    tokens = load(str(path)).admin_tokens
+    assert [(t.role, t.name) for t in tokens] == [("auditor", "Mei Chan"), ("operator", None)]
+
+
 def test_file_values_and_route_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FABLE_KEY", "sk-1")
     path = write(tmp_path, """
@@ -81,6 +88,8 @@ def test_env_overrides_file(tmp_path: Path) -> None:
     ("routes: [{name: x, colour: red}]\n", "routes[0].colour", "unknown key"),
     ("admin_tokens: [{token: short, role: operator}]\n", "admin_tokens[0]", "16 characters"),
     ("admin_tokens: [{token_env: X, role: god}]\n", "admin_tokens[0].role", "must be one of"),
+    ("admin_tokens: [{token: aaaaaaaaaaaaaaaaaa, name: ' '}]\n", "admin_tokens[0].name",
+     "1-100 characters"),
     ("database_url: mysql://x\n", "database_url", "postgresql://"),
     ("sandbox: {participants: [{name: no-id}]}\n", "sandbox.participants[0].id", "needs an id"),
 ])

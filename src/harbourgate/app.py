@@ -2,8 +2,8 @@
 
 `prepare` runs once in the parent process (migrations, seed, keys) so that N workers never
 race over start-up work; `create_app` builds each worker's app: the data plane at `/v1`,
-the admin API at `/admin/v1`, and a lifespan that starts the audit writer, the snapshot
-watcher and the upstream pools, and drains them on shutdown.
+the admin API at `/admin/v1`, the console at `/console`, and a lifespan that starts the
+audit writer, the snapshot watcher and the upstream pools, and drains them on shutdown.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
 from harbourgate.admin.pools import pools_router
 from harbourgate.audit.log import AuditLog
+from harbourgate.console import PREFIX, Console
 from harbourgate.gateway import metrics
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
@@ -117,6 +118,7 @@ class Harbourgate:
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),
             routers=[self._audit_routes(), pools_router(lambda: self.upstreams)])
+        self.console = Console()
         self._tasks: list[asyncio.Task[None]] = []
         self._gauges: metrics.GaugeTracker | None = None
 
@@ -127,6 +129,8 @@ class Harbourgate:
                                            self.settings.limits.max_body_bytes)
                 if body is not None:
                     await self.admin(_json_by_default(scope), _replay(body, receive), send)
+            elif scope["path"] == PREFIX or scope["path"].startswith(PREFIX + "/"):
+                await self.console(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif scope["type"] == "lifespan":

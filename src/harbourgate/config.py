@@ -119,6 +119,7 @@ class RouteConfig:
 class AdminToken:
     token: str
     role: str
+    name: str | None = None  # the person or team holding it, named in every audit entry
 
 
 @dataclass(frozen=True)
@@ -423,8 +424,17 @@ def _admin_tokens(value: Any, source: str, environ: Mapping[str, str]) -> tuple[
             if len(token) < 16:
                 raise ConfigError("an admin token must be at least 16 characters long",
                                   source=source, key=key)
-            tokens.append(AdminToken(token=token, role=role))
+            name = _token_name(item["name"], source, f"{key}.name") if "name" in item else None
+            tokens.append(AdminToken(token=token, role=role, name=name))
     return tuple(tokens)
+
+
+def _token_name(value: Any, source: str, key: str) -> str:
+    name = _str(value, source, key).strip()
+    if not 1 <= len(name) <= 100:
+        raise ConfigError("a token's name must be 1-100 characters (who holds the token)",
+                          source=source, key=key)
+    return name
 
 
 def _routes(value: Any, source: str) -> tuple[RouteConfig, ...]:

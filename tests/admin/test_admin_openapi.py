@@ -19,6 +19,7 @@ EXPECTED = {
     "/admin/v1/policy": {"get"},
     "/admin/v1/policy/explain": {"post"},
     "/admin/v1/decisions": {"get"},
+    "/admin/v1/session": {"get", "post", "delete"},
 }
 
 
@@ -58,10 +59,17 @@ def test_routes_declare_bearer_security(client: TestClient) -> None:
     document = client.get("/admin/v1/openapi.json").json()
     assert document["components"]["securitySchemes"]["admin token"]["scheme"] == "bearer"
     operation = document["paths"]["/admin/v1/participants"]["post"]
-    assert operation["security"] == [{"admin token": []}]
+    assert operation["security"] == [{"admin token": []}, {"console session": []}]
+    assert document["components"]["securitySchemes"]["console session"] == {
+        "type": "apiKey", "in": "cookie", "name": "harbourgate_session",
+        "description": "A console session (POST /admin/v1/session); changes also need its "
+                       "X-CSRF-Token header."}
 
 
 def test_the_docs_page_is_served(client: TestClient) -> None:
     response = client.get("/admin/v1/docs")
     assert response.status_code == 200
     assert "/admin/v1/openapi.json" in response.text
+    assert "/console/vendor/swagger-ui/swagger-ui-bundle.js" in response.text
+    assert "/console/vendor/swagger-ui/swagger-ui.css" in response.text
+    assert "cdn" not in response.text.lower() and "https://" not in response.text

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 
 from harbourgate import __version__
 from harbourgate.admin import (
@@ -24,9 +25,11 @@ from harbourgate.admin import (
     keys,
     participants,
     policy,
+    session,
 )
 from harbourgate.admin.auth import TokenTable, authorize_route
 from harbourgate.admin.services import AdminServices
+from harbourgate.console import swagger_ui_html
 
 __all__ = ["OPENAPI_URL", "AdminServices", "create_admin_app"]
 
@@ -55,7 +58,7 @@ def create_admin_app(services: AdminServices, *,
                     "policy and the recorded decisions. Authenticate with "
                     "`Authorization: Bearer TOKEN`.",
         openapi_url=OPENAPI_URL,
-        docs_url=DOCS_URL,
+        docs_url=None,  # served below, with its assets from the package (air-gapped)
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
@@ -63,8 +66,14 @@ def create_admin_app(services: AdminServices, *,
     app.state.tokens = TokenTable(services.tokens)
     errors.install(app, authorize_failed_body=authorize_route)
     for router in (participants.router, applications.router, keys.router, approvals.router,
-                   directives.router, policy.router, decisions.router, *routers):
+                   directives.router, policy.router, decisions.router, session.router,
+                   *routers):
         app.include_router(router)
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(swagger_ui_html(OPENAPI_URL, f"{app.title} - Swagger UI"))
+
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,0 +1,250 @@
+"""Counter stores: where the quota gate keeps its window counters.
+
+A store does one thing atomically: given checks (counter key, limit, amount), either add
+every amount (all fit under their limits) or add none, and report the counters' values.
+`adjust` adds signed amounts afterwards (settling a reservation with the real usage).
+Counters carry the end of their window and disappear after it.
+
+- `MemoryStore`: one process; for tests and the per-process fallback when Redis is down.
+- `SqliteStore`: every worker process of one server; a small SQLite file in WAL mode,
+  each reservation one `BEGIN IMMEDIATE` transaction (the file's write lock serialises
+  the workers).
+- `RedisStore`: every replica; one Lua script per request checks and reserves all the
+  counters covering it, so no interleaving of replicas can admit more than a limit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+_GRACE_S = 3600  # counters outlive their window this long (a late settle still lands)
+
+
+class StoreUnavailable(Exception):
+    """The shared counter store cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Add `amount` to counter `key` if it stays within `limit`; the window ends at `ends`."""
+
+    key: str
+    limit: int
+    amount: int
+    ends: int
+
+
+class CounterStore(Protocol):
+    name: str
+
+    def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
+        """All or nothing: (True, values after adding) or (False, values as they are)."""
+
+    def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
+        """Add signed amounts to counters: (key, delta, window end)."""
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """Counters in this process only."""
+
+    name = "memory"
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._values: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._ops = 0
+
+    def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
+        with self._lock:
+            self._expire()
+            values = [self._values.get(c.key, (0, 0))[0] for c in checks]
+            if any(v + c.amount > c.limit for v, c in zip(values, checks, strict=True)):
+                return False, values
+            for c, v in zip(checks, values, strict=True):
+                self._values[c.key] = (v + c.amount, c.ends)
+            return True, [v + c.amount for v, c in zip(values, checks, strict=True)]
+
+    def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
+        with self._lock:
+            for key, delta, ends in changes:
+                value = self._values.get(key, (0, ends))[0]
+                self._values[key] = (value + delta, ends)
+
+    def _expire(self) -> None:
+        self._ops += 1
+        if self._ops % 1024:
+            return
+        now = self._clock()
+        for key in [k for k, (_, ends) in self._values.items() if ends + _GRACE_S < now]:
+            del self._values[key]
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteStore:
+    """Counters in a SQLite file shared by the worker processes of one server.
+
+    `synchronous=OFF`: counters survive a process crash (WAL), and losing the last
+    moments of counts to a power cut only errs in the callers' favour.
+    """
+
+    name = "local"
+
+    def __init__(self, path: str | Path, clock: Any = time.time) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._local = threading.local()
+        self._ops = 0
+        conn = self._conn()
+        conn.execute("CREATE TABLE IF NOT EXISTS quota_counters (key TEXT PRIMARY KEY, "
+                     "value INTEGER NOT NULL, ends INTEGER NOT NULL) WITHOUT ROWID")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            self._local.conn = conn
+        return conn
+
+    def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
+        conn = self._conn()
+        keys = [c.key for c in checks]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            found = dict(conn.execute(
+                f"SELECT key, value FROM quota_counters WHERE key IN "
+                f"({','.join('?' * len(keys))})", keys).fetchall())
+            values = [found.get(k, 0) for k in keys]
+            if any(v + c.amount > c.limit for v, c in zip(values, checks, strict=True)):
+                conn.execute("COMMIT")
+                return False, values
+            conn.executemany(
+                "INSERT INTO quota_counters (key, value, ends) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+                [(c.key, c.amount, c.ends) for c in checks])
+            self._expire(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True, [v + c.amount for v, c in zip(values, checks, strict=True)]
+
+    def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
+        if not changes:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO quota_counters (key, value, ends) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+                list(changes))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _expire(self, conn: sqlite3.Connection) -> None:
+        self._ops += 1
+        if self._ops % 1024 == 0:
+            conn.execute("DELETE FROM quota_counters WHERE ends < ?",
+                         (int(self._clock()) - _GRACE_S,))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+# KEYS: counter keys; ARGV: for each key, limit, amount, window end (s). All or nothing.
+_RESERVE = """
+local values = {}
+local fits = 1
+for i, key in ipairs(KEYS) do
+  values[i] = tonumber(redis.call('GET', key) or '0')
+  if values[i] + tonumber(ARGV[3 * i - 1]) > tonumber(ARGV[3 * i - 2]) then
+    fits = 0
+  end
+end
+if fits == 0 then
+  table.insert(values, 1, 0)
+  return values
+end
+for i, key in ipairs(KEYS) do
+  values[i] = redis.call('INCRBY', key, ARGV[3 * i - 1])
+  redis.call('EXPIREAT', key, tonumber(ARGV[3 * i]) + GRACE)
+end
+table.insert(values, 1, 1)
+return values
+""".replace("GRACE", str(_GRACE_S))
+
+_ADJUST = """
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, ARGV[2 * i - 1])
+  redis.call('EXPIREAT', key, tonumber(ARGV[2 * i]) + GRACE)
+end
+return 1
+""".replace("GRACE", str(_GRACE_S))
+
+
+class RedisStore:
+    """Counters in Redis, shared by every replica; `prefix` namespaces the keys."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "harbourgate:quota:",
+                 timeout_s: float = 0.5) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout_s,
+                                           socket_connect_timeout=timeout_s)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self.prefix = prefix
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._adjust = self._redis.register_script(_ADJUST)
+
+    def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
+        args: list[int] = []
+        for c in checks:
+            args += (c.limit, c.amount, c.ends)
+        try:
+            out = self._reserve(keys=[self.prefix + c.key for c in checks], args=args)
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return bool(out[0]), [int(v) for v in out[1:]]
+
+    def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
+        if not changes:
+            return
+        args: list[int] = []
+        for _, delta, ends in changes:
+            args += (delta, ends)
+        try:
+            self._adjust(keys=[self.prefix + k for k, _, _ in changes], args=args)
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def ping(self) -> None:
+        try:
+            self._redis.ping()
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def close(self) -> None:
+        self._redis.close()

@@ -29,6 +29,7 @@ from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
+from harbourgate.store.seed import apply_quota_seed
 
 log = logging.getLogger("harbourgate")
 
@@ -56,6 +57,10 @@ def prepare(settings: config.Settings) -> list[str]:
                                    "actor": "config", "source": settings.source,
                                    "participants": list(seeded.participants),
                                    "applications": list(seeded.applications)})
+            quotas = apply_quota_seed(store.engine, settings.quotas, source=settings.source)
+            if quotas:
+                audit.append_sync({"kind": "admin", "action": "quotas.seed", "actor": "config",
+                                   "source": settings.source, "quotas": quotas})
             if settings.source == "<embedded default>":
                 lines += _demo_key(settings, store, audit)
         finally:

@@ -19,6 +19,10 @@ EXPECTED = {
     "/admin/v1/policy": {"get"},
     "/admin/v1/policy/explain": {"post"},
     "/admin/v1/decisions": {"get"},
+    "/admin/v1/decisions/stats": {"get"},
+    "/admin/v1/quotas": {"get", "post"},
+    "/admin/v1/quotas/{quota_id}": {"get", "delete"},
+    "/admin/v1/usage": {"get"},
 }
 
 

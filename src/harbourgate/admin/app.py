@@ -24,6 +24,7 @@ from harbourgate.admin import (
     keys,
     participants,
     policy,
+    quotas,
 )
 from harbourgate.admin.auth import TokenTable, authorize_route
 from harbourgate.admin.services import AdminServices
@@ -63,7 +64,8 @@ def create_admin_app(services: AdminServices, *,
     app.state.tokens = TokenTable(services.tokens)
     errors.install(app, authorize_failed_body=authorize_route)
     for router in (participants.router, applications.router, keys.router, approvals.router,
-                   directives.router, policy.router, decisions.router, *routers):
+                   directives.router, policy.router, decisions.router, quotas.router,
+                   *routers):
         app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -59,6 +59,13 @@ def insert_missing(conn: sa.Connection, quotas: Iterable[Quota]) -> list[str]:
     return added
 
 
+def get_quota(conn: sa.Connection, quota_id: str) -> dict[str, Any]:
+    row = conn.execute(sa.select(_table).where(_table.c.id == quota_id)).first()
+    if row is None:
+        raise NotFound(KIND, quota_id)
+    return _out(row.body, row.created_at, row.updated_at)
+
+
 def delete_quota(conn: sa.Connection, quota_id: str) -> dict[str, Any]:
     """Remove a quota; `NotFound` if there is none. Returns what was removed."""
     row = conn.execute(sa.select(_table).where(_table.c.id == quota_id)).first()

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "deid": "harbourgate.cli.privacy:deid",
     "directive": "harbourgate.cli.directive:directive",
     "demo": "harbourgate.cli.demo:demo",
+    "usage": "harbourgate.cli.usage:usage",
 }
 
 

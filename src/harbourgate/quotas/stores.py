@@ -49,6 +49,9 @@ class CounterStore(Protocol):
     def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
         """Add signed amounts to counters: (key, delta, window end)."""
 
+    def read(self, keys: Sequence[str]) -> list[int]:
+        """The counters' values (0 for one never touched or expired)."""
+
     def close(self) -> None: ...
 
 
@@ -78,6 +81,10 @@ class MemoryStore:
             for key, delta, ends in changes:
                 value = self._values.get(key, (0, ends))[0]
                 self._values[key] = (value + delta, ends)
+
+    def read(self, keys: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [self._values.get(k, (0, 0))[0] for k in keys]
 
     def _expire(self) -> None:
         self._ops += 1
@@ -159,6 +166,12 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise
 
+    def read(self, keys: Sequence[str]) -> list[int]:
+        found = dict(self._conn().execute(
+            f"SELECT key, value FROM quota_counters WHERE key IN ({','.join('?' * len(keys))})",
+            list(keys)).fetchall())
+        return [found.get(k, 0) for k in keys]
+
     def _expire(self, conn: sqlite3.Connection) -> None:
         self._ops += 1
         if self._ops % 1024 == 0:
@@ -239,6 +252,13 @@ class RedisStore:
             self._adjust(keys=[self.prefix + k for k, _, _ in changes], args=args)
         except self._errors as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def read(self, keys: Sequence[str]) -> list[int]:
+        try:
+            values = self._redis.mget([self.prefix + k for k in keys])
+        except self._errors as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return [int(v) if v is not None else 0 for v in values]
 
     def ping(self) -> None:
         try:

@@ -116,7 +116,7 @@ quota_store: {on_redis_unreachable: closed}
     settings = config.load(path, environ={})
     assert settings.route("fable-5").price == Price(3.0, 15.0)  # type: ignore[union-attr]
     assert settings.route("qwen-local").price == Price()  # type: ignore[union-attr]
-    assert [q.id for q in settings.quotas][0] == "acme-qwen"
+    assert settings.quotas[0].id == "acme-qwen"
     assert settings.quotas[1].id.startswith("q-")
     assert settings.quota_store.on_redis_unreachable == "closed"
 

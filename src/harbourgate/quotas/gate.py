@@ -18,12 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from harbourgate.quotas import metrics
 from harbourgate.quotas.model import FREE, Price, Quota
 from harbourgate.quotas.stores import Check, CounterStore, MemoryStore, StoreUnavailable
-from harbourgate.quotas.windows import seconds_until, window
+from harbourgate.quotas.windows import WINDOWS, seconds_until, window
 
 log = logging.getLogger("harbourgate.quotas")
 
@@ -58,8 +58,7 @@ class RequestFacts:
         return self.input_tokens + out
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+class Standing(NamedTuple):
     """One limit as a request left it: what the rate-limit headers report."""
 
     quota: str
@@ -73,30 +72,70 @@ class Standing:
         return max(0, self.limit - self.used)
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
+class _Held(NamedTuple):
     key: str
     metric: str
     amount: int
     ends: int
 
 
+class _Spec(NamedTuple):
+    """One limit of one quota, precomputed: the counter key prefix and how much a request
+    adds to it (`one` request, its `tokens`, or its `cost` in billionths)."""
+
+    quota: Quota
+    metric: str
+    limit: int
+    period: str
+    adds: str
+    prefix: str
+
+
+def _specs(quota: Quota) -> tuple[_Spec, ...]:
+    out: list[_Spec] = []
+    if quota.requests_per_minute is not None:
+        out.append(_Spec(quota, "requests", quota.requests_per_minute, "minute", "one",
+                         f"{quota.id}:requests:"))
+    if quota.tokens_per_minute is not None:
+        out.append(_Spec(quota, "tokens", quota.tokens_per_minute, "minute", "tokens",
+                         f"{quota.id}:tokens:"))
+    budget = quota.budget
+    if budget is not None:
+        if budget.kind == "tokens":
+            out.append(_Spec(quota, "budget_tokens", int(budget.amount), budget.period,
+                             "tokens", f"{quota.id}:budget_tokens:"))
+        else:
+            out.append(_Spec(quota, "budget_cost", round(budget.amount * NANO), budget.period,
+                             "cost", f"{quota.id}:budget_cost:"))
+    return tuple(out)
+
+
 class QuotaSet:
-    """The quotas in force, with the covering ones looked up once per caller and route."""
+    """The quotas in force, with the limits covering a caller and route worked out once."""
 
     def __init__(self, quotas: Iterable[Quota] = ()) -> None:
         self.quotas = tuple(quotas)
-        self._cache: dict[tuple[str, str, str, str], tuple[Quota, ...]] = {}
+        self._specs = {q.id: _specs(q) for q in self.quotas}
+        self._cache: dict[tuple[str, str, str, str], tuple[_Spec, ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.quotas)
 
     def covering(self, participant: str, application: str, key: str,
                  route: str) -> tuple[Quota, ...]:
+        """The quotas whose scope covers this caller and route."""
+        seen: dict[str, Quota] = {}
+        for spec in self.plan(participant, application, key, route):
+            seen.setdefault(spec.quota.id, spec.quota)
+        return tuple(seen.values())
+
+    def plan(self, participant: str, application: str, key: str,
+             route: str) -> tuple[_Spec, ...]:
         at = (participant, application, key, route)
         found = self._cache.get(at)
         if found is None:
-            found = tuple(q for q in self.quotas if q.scope.covers(*at))
+            found = tuple(spec for q in self.quotas if q.scope.covers(*at)
+                          for spec in self._specs[q.id])
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[at] = found
@@ -109,23 +148,34 @@ EMPTY = QuotaSet()
 class Admission:
     """A request let through: what it holds, and the numbers for its rate-limit headers."""
 
-    __slots__ = ("_settled", "held", "now", "price", "request", "standings", "store")
+    __slots__ = ("_settled", "_standings", "_values", "held", "now", "plan", "price",
+                 "request", "store")
 
-    def __init__(self, request: RequestFacts, price: Price, held: tuple[_Held, ...],
-                 standings: tuple[Standing, ...], store: CounterStore | None,
+    def __init__(self, request: RequestFacts, price: Price, plan: tuple[_Spec, ...],
+                 held: tuple[_Held, ...], values: Sequence[int], store: CounterStore | None,
                  now: float) -> None:
         self.request = request
         self.price = price
+        self.plan = plan
         self.held = held
-        self.standings = standings
+        self._values = values
         self.store = store
         self.now = now
         self._settled = False
+        self._standings: tuple[Standing, ...] | None = None
 
     @property
     def governed(self) -> bool:
         """Whether any quota covers the request (then its answer carries the headers)."""
-        return bool(self.standings)
+        return bool(self.held)
+
+    @property
+    def standings(self) -> tuple[Standing, ...]:
+        if self._standings is None:
+            self._standings = tuple(
+                Standing(s.quota.id, s.metric, s.limit, v, h.ends)
+                for s, h, v in zip(self.plan, self.held, self._values, strict=True))
+        return self._standings
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +211,7 @@ class QuotaGate:
         self._retry_at = 0.0
         self._error = ""
         self._lock = threading.Lock()
+        self._window_cache: tuple[int, dict[str, tuple[str, int]]] | None = None
         metrics.STORE_UP.set(1)
 
     # --- health -----------------------------------------------------------------------------
@@ -202,25 +253,26 @@ class QuotaGate:
     def reserve(self, quotas: QuotaSet, request: RequestFacts,
                 price: Price = FREE) -> Admission | Refusal:
         """Check and reserve every quota covering `request` at once."""
-        covering = quotas.covering(request.participant, request.application, request.key,
-                                   request.route) if quotas else ()
+        plan = quotas.plan(request.participant, request.application, request.key,
+                           request.route) if quotas else ()
         now = self.clock()
-        if not covering:
-            return Admission(request, price, (), (), None, now)
+        if not plan:
+            return Admission(request, price, (), (), (), None, now)
         declared = request.max_output_tokens is not None
         tokens = request.reserved_tokens
-        out_tokens = tokens - request.input_tokens
-        cost = price.nano_cost(request.input_tokens, out_tokens)
+        adds = {"one": 1, "tokens": tokens,
+                "cost": price.nano_cost(request.input_tokens, tokens - request.input_tokens)}
+        windows = self._windows(now)
         checks: list[Check] = []
-        owners: list[tuple[Quota, str]] = []
-        for quota in covering:
-            for metric, limit, amount, period in _limits(quota, tokens, cost):
-                if amount > limit and (declared or metric == "budget_cost"):
-                    return self._up_front(quota, metric, limit, amount, request, now)
-                start, ends = window(period, now)
-                checks.append(Check(f"{quota.id}:{metric}:{start}", limit,
-                                    min(amount, limit), ends))
-                owners.append((quota, metric))
+        for spec in plan:
+            amount = adds[spec.adds]
+            if amount > spec.limit:
+                if declared or spec.adds == "cost":
+                    return self._up_front(spec.quota, spec.metric, spec.limit, amount,
+                                          request, now)
+                amount = spec.limit
+            start, ends = windows[spec.period]
+            checks.append(Check(spec.prefix + start, spec.limit, amount, ends))
         store = self._store_now(now)
         try:
             fits, values = store.reserve(checks)
@@ -231,15 +283,26 @@ class QuotaGate:
             store = self.fallback
             fits, values = store.reserve(checks)
         else:
-            if store is self.store:
+            if self._down_since is not None and store is self.store:
                 self._came_back()
-        standings = tuple(Standing(q.id, m, c.limit, v, c.ends)
-                          for (q, m), c, v in zip(owners, checks, values, strict=True))
         if fits:
-            held = tuple(_Held(c.key, m, c.amount, c.ends)
-                         for (_, m), c in zip(owners, checks, strict=True))
-            return Admission(request, price, held, standings, store, now)
-        return self._refusal(owners, checks, values, standings, now)
+            held = tuple(_Held(c.key, s.metric, c.amount, c.ends)
+                         for s, c in zip(plan, checks, strict=True))
+            return Admission(request, price, plan, held, values, store, now)
+        return self._refusal(plan, checks, values, now)
+
+    def _windows(self, now: float) -> dict[str, tuple[str, int]]:
+        """Every period's window (start as counter-key text, end) at `now`; the calendar
+        windows only change on a minute boundary, so they are worked out once a minute."""
+        minute = int(now // 60)
+        cached = self._window_cache
+        if cached is None or cached[0] != minute:
+            out = {}
+            for period in WINDOWS:
+                start, ends = window(period, now)
+                out[period] = (str(start), ends)
+            cached = self._window_cache = (minute, out)
+        return cached[1]
 
     def settle(self, admission: Admission, usage: UsageLike | None) -> None:
         """Replace the reservation with `usage` (None: the upstream failed, refund it all).
@@ -283,41 +346,27 @@ class QuotaGate:
         return Refusal(quota, metric, limit, 0, seconds_until(ends, now), message, True,
                        quota.on_exhausted == "reroute", (standing,))
 
-    def _refusal(self, owners: Sequence[tuple[Quota, str]], checks: Sequence[Check],
-                 values: Sequence[int], standings: tuple[Standing, ...],
-                 now: float) -> Refusal:
-        failed = [(q, m, c, v) for (q, m), c, v in zip(owners, checks, values, strict=True)
+    def _refusal(self, plan: Sequence[_Spec], checks: Sequence[Check],
+                 values: Sequence[int], now: float) -> Refusal:
+        failed = [(s, c, v) for s, c, v in zip(plan, checks, values, strict=True)
                   if v + c.amount > c.limit]
-        reroute = all(q.on_exhausted == "reroute" for q, _, _, _ in failed)
+        reroute = all(s.quota.on_exhausted == "reroute" for s, _, _ in failed)
         # report the one that keeps the caller out longest: retrying earlier cannot help
-        quota, metric, check, value = max(failed, key=lambda f: f[2].ends)
+        spec, check, value = max(failed, key=lambda f: f[1].ends)
         retry = seconds_until(check.ends, now)
-        message = (f"quota {quota.id!r} is exhausted: {_describe(metric, check.limit, quota)}; "
-                   f"retry after {retry} s")
-        metrics.REFUSALS.labels(quota.id).inc()
-        return Refusal(quota, metric, check.limit, value, retry, message, False, reroute,
-                       standings)
+        message = (f"quota {spec.quota.id!r} is exhausted: "
+                   f"{_describe(spec.metric, check.limit, spec.quota)}; retry after {retry} s")
+        metrics.REFUSALS.labels(spec.quota.id).inc()
+        standings = tuple(Standing(s.quota.id, s.metric, c.limit, v, c.ends)
+                          for s, c, v in zip(plan, checks, values, strict=True))
+        return Refusal(spec.quota, spec.metric, check.limit, value, retry, message, False,
+                       reroute, standings)
 
 
 def _period(quota: Quota, metric: str) -> str:
     if metric.startswith("budget") and quota.budget is not None:
         return quota.budget.period
     return "minute"
-
-
-def _limits(quota: Quota, tokens: int, cost: int) -> list[tuple[str, int, int, str]]:
-    out: list[tuple[str, int, int, str]] = []
-    if quota.requests_per_minute is not None:
-        out.append(("requests", quota.requests_per_minute, 1, "minute"))
-    if quota.tokens_per_minute is not None:
-        out.append(("tokens", quota.tokens_per_minute, tokens, "minute"))
-    budget = quota.budget
-    if budget is not None:
-        if budget.kind == "tokens":
-            out.append(("budget_tokens", int(budget.amount), tokens, budget.period))
-        else:
-            out.append(("budget_cost", round(budget.amount * NANO), cost, budget.period))
-    return out
 
 
 def _describe(metric: str, limit: int, quota: Quota) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from harbourgate.quotas.gate import Admission, Refusal, Standing
 
 _TOKENS = ("tokens", "budget_tokens")
+_PER_MINUTE = ("requests", "tokens")
 
 
 def rate_limit_headers(shape: str, outcome: Admission | Refusal,
@@ -50,10 +51,16 @@ def rate_limit_headers(shape: str, outcome: Admission | Refusal,
 
 
 def _tightest(standings: Sequence[Standing], metrics: tuple[str, ...]) -> Standing | None:
-    found = [s for s in standings if s.metric in metrics]
-    per_minute = [s for s in found if s.metric in ("requests", "tokens")]
-    pool = per_minute or found
-    return min(pool, key=lambda s: (s.remaining, s.resets_at)) if pool else None
+    """The per-minute limit with the least left, else the budget with the least left."""
+    best: Standing | None = None
+    best_rank = (2, 0, 0)
+    for s in standings:
+        if s.metric not in metrics:
+            continue
+        rank = (0 if s.metric in _PER_MINUTE else 1, s.limit - s.used, s.resets_at)
+        if best is None or rank < best_rank:
+            best, best_rank = s, rank
+    return best
 
 
 def duration(seconds: float) -> str:

@@ -1,0 +1,112 @@
+"""Quota gate benchmark (PRODUCT.md §6: ≤ 50 µs added at p50): reserve + settle of one
+request that four quotas cover (participant, application, key, and participant × route),
+each with requests and tokens per minute and a budget, so 12 counters per request.
+
+    .venv/bin/python bench/quotas.py [--requests 20000] [--redis redis://127.0.0.1:6379/4]
+
+Reported separately: reserve + headers (before the upstream call: on the request's path)
+and settle (after the answer; the gateway can do it once the answer is sent).
+Stores: `memory` (one process), `local` (the SQLite file workers share; on a temporary
+directory), and `redis` when --redis is given (the Lua script; one client, as each replica
+has). Sequential calls, one thread: the added latency of one request, not throughput.
+Limits are set high so every call is admitted and settled. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from harbourgate.quotas import (
+    Admission,
+    MemoryStore,
+    Price,
+    QuotaGate,
+    QuotaSet,
+    RedisStore,
+    RequestFacts,
+    SqliteStore,
+    parse_quota,
+    rate_limit_headers,
+)
+from harbourgate.quotas.stores import CounterStore
+
+LIMITS = {"requests_per_minute": 10**7, "tokens_per_minute": 10**12,
+          "budget": {"tokens": 10**12, "period": "month"}}
+QUOTAS = QuotaSet([parse_quota({"scope": scope, **LIMITS}) for scope in (
+    {"participant": "acme"}, {"application": "acme-research"}, {"key": "key_1"},
+    {"participant": "acme", "route": "qwen-local"})])
+REQUEST = RequestFacts("acme", "acme-research", "key_1", "qwen-local", 420, 256)
+PRICE = Price(0.2, 0.6)
+
+
+class Usage:
+    input_tokens = 420
+    output_tokens = 97
+
+
+def measure(store: CounterStore, n: int) -> tuple[list[float], list[float]]:
+    """(reserve + headers, settle) durations of `n` requests."""
+    gate = QuotaGate(store)
+    usage = Usage()
+    for _ in range(min(500, n)):  # warm up (connections, prepared statements, script load)
+        gate.settle(gate.reserve(QUOTAS, REQUEST, PRICE), usage)  # type: ignore[arg-type]
+    before, after = [], []
+    clock = time.perf_counter
+    for _ in range(n):
+        start = clock()
+        admission = gate.reserve(QUOTAS, REQUEST, PRICE)
+        rate_limit_headers("openai", admission, 0.0)
+        middle = clock()
+        gate.settle(admission, usage)  # type: ignore[arg-type]
+        after.append(clock() - middle)
+        before.append(middle - start)
+        assert isinstance(admission, Admission)
+    return before, after
+
+
+def row(name: str, samples: tuple[list[float], list[float]]) -> str:
+    before, after = samples
+    total = [a + b for a, b in zip(before, after, strict=True)]
+    cells = []
+    for series in (before, after, total):
+        q = statistics.quantiles(series, n=100)
+        cells.append(f"{statistics.median(series) * 1e6:.1f} / {q[98] * 1e6:.0f}")
+    return f"| {name} | {len(total)} | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--redis", help="a Redis URL (a DB of its own: keys are namespaced)")
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          "µs, p50 / p99")
+    print("| store | requests | reserve + headers (before the call) | settle (after) | "
+          "both |")
+    print("|---|---|---|---|---|")
+    print(row("memory (one process)", measure(MemoryStore(), args.requests)), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = SqliteStore(Path(tmp) / "quota-counters.db")
+        print(row("local (SQLite, shared by workers)", measure(local, args.requests)),
+              flush=True)
+        local.close()
+    if args.redis:
+        prefix = f"hg-bench:{uuid.uuid4().hex}:"
+        redis = RedisStore(args.redis, prefix=prefix)
+        try:
+            print(row("redis (one Lua script per request)", measure(redis, args.requests)))
+        finally:
+            keys = redis._redis.keys(prefix + "*")
+            if keys:
+                redis._redis.delete(*keys)
+            redis.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -110,7 +110,10 @@ audit_checkpoints = sa.Table(
 # The decisions index: one row per request record of the audit log, written in the same
 # transaction as the leaf (so no answered request lacks its row), for the console's
 # filters, paging and plots, and for usage. The leaves remain the record; this is a copy of
-# a few fields, rebuilt by the migration from the leaves.
+# a few fields, rebuilt by the migration from the leaves. Two indexes only, because every
+# row is written on the audit writer's hot path (measured: each (column, ts) index adds
+# ~10-15 µs a row): time order for paging and the plots, and the application filter (the
+# narrowest one); other filters walk the time index newest first until a page is full.
 decisions = sa.Table(
     "decisions", metadata,
     sa.Column("audit_id", sa.String(40), primary_key=True),
@@ -133,11 +136,7 @@ decisions = sa.Table(
     sa.Column("reasoning_tokens", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("cost", sa.Float, nullable=False, server_default="0"),
     sa.Index("ix_decisions_ts", "ts", "audit_id"),
-    sa.Index("ix_decisions_participant_ts", "participant", "ts"),
     sa.Index("ix_decisions_application_ts", "application", "ts"),
-    sa.Index("ix_decisions_key_ts", "key", "ts"),
-    sa.Index("ix_decisions_decision_ts", "decision", "ts"),
-    sa.Index("ix_decisions_model_served_ts", "model_served", "ts"),
 )
 
 # Quotas set through the admin API or seeded from the config's `quotas:`; `body` is the

@@ -44,11 +44,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("audit_id", name="pk_decisions"),
     )
     for name, columns in (("ix_decisions_ts", ["ts", "audit_id"]),
-                          ("ix_decisions_participant_ts", ["participant", "ts"]),
-                          ("ix_decisions_application_ts", ["application", "ts"]),
-                          ("ix_decisions_key_ts", ["key", "ts"]),
-                          ("ix_decisions_decision_ts", ["decision", "ts"]),
-                          ("ix_decisions_model_served_ts", ["model_served", "ts"])):
+                          ("ix_decisions_application_ts", ["application", "ts"])):
         op.create_index(name, "decisions", columns)
     _backfill(op.get_bind())
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -121,3 +122,25 @@ def test_redis_back_after_an_outage(redis_url: str) -> None:
     assert gate.health() == (True, "ok (redis)") and _gauge() == 1
     store._redis.delete(*store._redis.keys(store.prefix + "*"))
     store.close()
+
+
+def test_the_event_loop_calls(redis_store: RedisStore, tmp_path: Any) -> None:
+    import asyncio
+
+    from harbourgate.quotas import SqliteStore
+
+    quotas = QuotaSet([parse_quota({"scope": {"key": "key_1"}, "requests_per_minute": 1})])
+
+    async def run(gate: QuotaGate) -> tuple[Any, Any]:
+        first = await gate.areserve(quotas, REQUEST)
+        second = await gate.areserve(quotas, REQUEST)
+        assert isinstance(first, Admission)
+        await gate.asettle(first, None)
+        third = await gate.areserve(quotas, REQUEST)
+        return second, third
+
+    local = SqliteStore(tmp_path / "c.db")
+    for store in (redis_store, local):
+        second, third = asyncio.run(run(QuotaGate(store, clock=Clock())))
+        assert isinstance(second, Refusal) and isinstance(third, Admission)
+    local.close()

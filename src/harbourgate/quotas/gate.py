@@ -13,6 +13,7 @@ counters (the default) or closed (`QuotaUnavailable`), and `health()` says which
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -290,6 +291,22 @@ class QuotaGate:
                          for s, c in zip(plan, checks, strict=True))
             return Admission(request, price, plan, held, values, store, now)
         return self._refusal(plan, checks, values, now)
+
+    async def areserve(self, quotas: QuotaSet, request: RequestFacts,
+                       price: Price = FREE) -> Admission | Refusal:
+        """`reserve` for an event loop: inline on the local stores (a transaction of
+        microseconds), in a thread on Redis, so a slow or vanished server never stalls
+        the loop."""
+        if not self.store.blocking or not quotas:
+            return self.reserve(quotas, request, price)
+        return await asyncio.to_thread(self.reserve, quotas, request, price)
+
+    async def asettle(self, admission: Admission, usage: UsageLike | None) -> None:
+        """`settle` for an event loop (see `areserve`)."""
+        if admission.store is None or not admission.store.blocking:
+            self.settle(admission, usage)
+        else:
+            await asyncio.to_thread(self.settle, admission, usage)
 
     def _windows(self, now: float) -> dict[str, tuple[str, int]]:
         """Every period's window (start as counter-key text, end) at `now`; the calendar

@@ -41,6 +41,7 @@ class Check(NamedTuple):
 
 class CounterStore(Protocol):
     name: str
+    blocking: bool  # a network round trip: callers on an event loop use a thread
 
     def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
         """All or nothing: (True, values after adding) or (False, values as they are)."""
@@ -58,6 +59,7 @@ class MemoryStore:
     """Counters in this process only."""
 
     name = "memory"
+    blocking = False
 
     def __init__(self, clock: Any = time.time) -> None:
         self._values: dict[str, tuple[int, int]] = {}
@@ -114,6 +116,7 @@ class SqliteStore:
     """
 
     name = "local"
+    blocking = False
 
     def __init__(self, path: str | Path, clock: Any = time.time) -> None:
         self.path = str(path)
@@ -127,7 +130,7 @@ class SqliteStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=OFF")
@@ -229,6 +232,7 @@ class RedisStore:
     """Counters in Redis, shared by every replica; `prefix` namespaces the keys."""
 
     name = "redis"
+    blocking = True
 
     def __init__(self, url: str, *, prefix: str = "harbourgate:quota:",
                  timeout_s: float = 0.5) -> None:

@@ -27,6 +27,7 @@ from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
+from harbourgate.quotas.setup import open_gate
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
 from harbourgate.store.seed import apply_quota_seed
@@ -101,6 +102,7 @@ class Harbourgate:
         self.store = Store(settings.effective_database_url)
         self.runtime = Runtime(settings, self.store)
         self.upstreams = build_upstreams(settings.routes)
+        self.quota_gate = open_gate(settings)  # the pipeline reserves and settles through it
         self.audit = AuditLog.open(settings, self.store)
         self.verifier = AttestationVerifier.from_settings(settings.verifiers)
         try:
@@ -137,9 +139,11 @@ class Harbourgate:
             await asyncio.to_thread(self.store.ping)
         except Exception as exc:
             return False, {"storage": f"unreachable: {exc}"}
+        quotas_ready, quotas = await asyncio.to_thread(self.quota_gate.check)
         if self.audit.failure:
-            return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}"}
-        return True, {"storage": "ok", "audit": "ok"}
+            return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}",
+                           "quotas": quotas}
+        return quotas_ready, {"storage": "ok", "audit": "ok", "quotas": quotas}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message: Message = await receive()
@@ -168,6 +172,7 @@ class Harbourgate:
         for upstream in self.upstreams.values():
             await upstream.aclose()
         await asyncio.to_thread(self.audit.close)
+        self.quota_gate.store.close()
         self.store.close()
         await send({"type": "lifespan.shutdown.complete"})
 

@@ -144,3 +144,31 @@ def test_the_event_loop_calls(redis_store: RedisStore, tmp_path: Any) -> None:
         second, third = asyncio.run(run(QuotaGate(store, clock=Clock())))
         assert isinstance(second, Refusal) and isinstance(third, Admission)
     local.close()
+
+
+def test_readiness_pings_the_store(tmp_path: Any, redis_url: str) -> None:
+    """/readyz: a deployment failing closed is not ready while Redis is gone; failing open
+    it is ready and says it counts per process; the local store is simply ok."""
+    import asyncio
+
+    from harbourgate import app, config
+
+    def ready(extra: str) -> tuple[bool, dict[str, Any]]:
+        path = tmp_path / "harbourgate.yaml"
+        path.write_text(f"data_dir: {tmp_path}\nsandbox: {{}}\n{extra}", encoding="utf-8")
+        settings = config.load(path, environ={})
+        app.prepare(settings)
+        gateway = app.create_app(settings)
+        try:
+            return asyncio.run(gateway._ready())
+        finally:
+            gateway.quota_gate.store.close()
+            gateway.store.close()
+
+    assert ready("") == (True, {"storage": "ok", "audit": "ok", "quotas": "ok (local)"})
+    assert ready(f"redis_url: {redis_url}\n")[1]["quotas"] == "ok (redis)"
+    dead = _dead_url()
+    closed, detail = ready(f"redis_url: {dead}\nquota_store: {{on_redis_unreachable: closed}}\n")
+    assert not closed and "failing closed" in detail["quotas"]
+    opened, detail = ready(f"redis_url: {dead}\n")
+    assert opened and "failing open to per-process limits" in detail["quotas"]

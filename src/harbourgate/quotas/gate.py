@@ -224,6 +224,18 @@ class QuotaGate:
         mode = "failing open to per-process limits" if self.fail_open else "failing closed"
         return self.fail_open, f"{self.store.name} unreachable ({self._error}); {mode}"
 
+    def check(self) -> tuple[bool, str]:
+        """Ping the store, then `health()`: for /readyz, which must not wait for a request
+        to find Redis gone (or back)."""
+        now = self.clock()
+        try:
+            self.store.ping()
+        except StoreUnavailable as exc:
+            self._went_down(exc, now)
+        else:
+            self._came_back()
+        return self.health()
+
     def _store_now(self, now: float) -> CounterStore:
         if self._down_since is not None and now < self._retry_at:
             if not self.fail_open:

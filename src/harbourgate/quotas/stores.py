@@ -52,6 +52,9 @@ class CounterStore(Protocol):
     def read(self, keys: Sequence[str]) -> list[int]:
         """The counters' values (0 for one never touched or expired)."""
 
+    def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+
     def close(self) -> None: ...
 
 
@@ -86,6 +89,9 @@ class MemoryStore:
     def read(self, keys: Sequence[str]) -> list[int]:
         with self._lock:
             return [self._values.get(k, (0, 0))[0] for k in keys]
+
+    def ping(self) -> None:
+        pass
 
     def _expire(self) -> None:
         self._ops += 1
@@ -177,6 +183,12 @@ class SqliteStore:
             f"SELECT key, value FROM quota_counters WHERE key IN ({','.join('?' * len(keys))})",
             list(keys)).fetchall())
         return [found.get(k, 0) for k in keys]
+
+    def ping(self) -> None:
+        try:
+            self._conn().execute("SELECT 1 FROM quota_counters LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the local quota file {self.path}: {exc}") from exc
 
     def _expire(self, conn: sqlite3.Connection) -> None:
         self._ops += 1

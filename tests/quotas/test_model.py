@@ -153,3 +153,12 @@ def test_the_cli_exits_2_with_file_and_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["usage", "--config", str(path)])
     assert result.exit_code == 2, result.output
     assert f"{path}: quotas[0].budget.period: must be one of day, week, month" in result.output
+
+
+def test_the_environment_overrides_the_quota_store(tmp_path: Path) -> None:
+    path = _write(tmp_path, "")
+    settings = config.load(path, environ={
+        "HARBOURGATE_QUOTA_STORE_ON_REDIS_UNREACHABLE": "closed",
+        "HARBOURGATE_QUOTA_STORE_PATH": str(tmp_path / "counters.db")})
+    assert settings.quota_store.on_redis_unreachable == "closed"
+    assert settings.quota_store.path == str(tmp_path / "counters.db")

@@ -172,3 +172,16 @@ def test_readiness_pings_the_store(tmp_path: Any, redis_url: str) -> None:
     assert not closed and "failing closed" in detail["quotas"]
     opened, detail = ready(f"redis_url: {dead}\n")
     assert opened and "failing open to per-process limits" in detail["quotas"]
+
+
+def test_a_local_file_that_fails_is_unavailable_not_a_crash(tmp_path: Any) -> None:
+    from harbourgate.quotas import SqliteStore
+
+    store = SqliteStore(tmp_path / "c.db")
+    gate = QuotaGate(store, clock=Clock())
+    quotas = QuotaSet([parse_quota({"scope": {"key": "key_1"}, "requests_per_minute": 5})])
+    store._conn().execute("DROP TABLE quota_counters")  # what a broken file looks like
+    outcome = gate.reserve(quotas, REQUEST)
+    assert isinstance(outcome, Admission) and isinstance(outcome.store, MemoryStore)
+    assert "the local quota file" in gate.health()[1]
+    store.close()

@@ -222,6 +222,8 @@ class QuotaGate:
         if self._down_since is None:
             return True, f"ok ({self.store.name})"
         mode = "failing open to per-process limits" if self.fail_open else "failing closed"
+        # (`on_redis_unreachable` decides for the local file too: it fails rarely, e.g. a
+        # full disk, and the same choice between availability and exact limits applies)
         return self.fail_open, f"{self.store.name} unreachable ({self._error}); {mode}"
 
     def check(self) -> tuple[bool, str]:

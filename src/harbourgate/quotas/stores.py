@@ -144,6 +144,12 @@ class SqliteStore:
         return conn
 
     def reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
+        try:
+            return self._reserve(checks)
+        except sqlite3.Error as exc:  # locked past the timeout, disk full, file gone
+            raise StoreUnavailable(f"the local quota file {self.path}: {exc}") from exc
+
+    def _reserve(self, checks: Sequence[Check]) -> tuple[bool, list[int]]:
         conn = self._conn()
         keys = [c.key for c in checks]
         conn.execute("BEGIN IMMEDIATE")
@@ -168,6 +174,12 @@ class SqliteStore:
     def adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
         if not changes:
             return
+        try:
+            self._adjust(changes)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the local quota file {self.path}: {exc}") from exc
+
+    def _adjust(self, changes: Sequence[tuple[str, int, int]]) -> None:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:

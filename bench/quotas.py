@@ -8,7 +8,8 @@ Reported separately: reserve + headers (before the upstream call: on the request
 and settle (after the answer; the gateway can do it once the answer is sent).
 Stores: `memory` (one process), `local` (the SQLite file workers share; on a temporary
 directory), and `redis` when --redis is given (the Lua script; one client, as each replica
-has). Sequential calls, one thread: the added latency of one request, not throughput.
+has), then two processes at once on the same counters (two workers on the local file; two
+replicas on Redis). Sequential calls in each: the latency one request adds.
 Limits are set high so every call is admitted and settled. For comparison, rows with one
 key quota of one limit (1 counter), the common case. Prints a Markdown table.
 """
@@ -16,11 +17,13 @@ key quota of one limit (1 counter), the common case. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from harbourgate.quotas import (
@@ -105,17 +108,43 @@ def main() -> None:
               flush=True)
         print(row("local, one key quota (1 counter)", measure(local, args.requests, ONE)),
               flush=True)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            both = list(pool.map(_local_replica, [local.path] * 2, [args.requests] * 2))
+        for n, samples in enumerate(both):
+            print(row(f"local, worker {n + 1} of 2 at once", samples), flush=True)
         local.close()
     if args.redis:
         prefix = f"hg-bench:{uuid.uuid4().hex}:"
         redis = RedisStore(args.redis, prefix=prefix)
         try:
-            print(row("redis (one Lua script per request)", measure(redis, args.requests)))
+            print(row("redis (one Lua script per request)", measure(redis, args.requests)),
+                  flush=True)
+            with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                both = list(pool.map(_redis_replica, [args.redis] * 2, [prefix] * 2,
+                                     [args.requests] * 2))
+            for n, samples in enumerate(both):
+                print(row(f"redis, replica {n + 1} of 2 at once", samples), flush=True)
         finally:
             keys = redis._redis.keys(prefix + "*")
             if keys:
                 redis._redis.delete(*keys)
             redis.close()
+
+
+def _local_replica(path: str, n: int) -> tuple[list[float], list[float], float]:
+    store = SqliteStore(path)
+    try:
+        return measure(store, n)
+    finally:
+        store.close()
+
+
+def _redis_replica(url: str, prefix: str, n: int) -> tuple[list[float], list[float], float]:
+    store = RedisStore(url, prefix=prefix)
+    try:
+        return measure(store, n)
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ from harbourgate.privacy import Scanner
 from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import health_checks, pool_status
 from harbourgate.providers.registry import build_upstreams
+from harbourgate.quotas.setup import open_gate
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
+from harbourgate.store.seed import apply_quota_seed
 
 log = logging.getLogger("harbourgate")
 
@@ -63,6 +65,10 @@ def prepare(settings: config.Settings) -> list[str]:
                                    "actor": "config", "source": settings.source,
                                    "participants": list(seeded.participants),
                                    "applications": list(seeded.applications)})
+            quotas = apply_quota_seed(store.engine, settings.quotas, source=settings.source)
+            if quotas:
+                audit.append_sync({"kind": "admin", "action": "quotas.seed", "actor": "config",
+                                   "source": settings.source, "quotas": quotas})
             if settings.source == "<embedded default>":
                 lines += _demo_key(settings, store, audit)
         finally:
@@ -106,6 +112,7 @@ class Harbourgate:
         self.runtime = Runtime(settings, self.store)
         POOL.max_response_bytes = settings.limits.max_upstream_response_bytes
         self.upstreams = build_upstreams(settings.routes)
+        self.quota_gate = open_gate(settings)  # the pipeline reserves and settles through it
         self.audit = AuditLog.open(settings, self.store)
         self.verifier = AttestationVerifier.from_settings(settings.verifiers)
         try:
@@ -149,9 +156,12 @@ class Harbourgate:
             await asyncio.to_thread(self.store.ping)
         except Exception as exc:
             return False, {"storage": f"unreachable: {exc}"}
+        quotas_ready, quotas = await asyncio.to_thread(self.quota_gate.check)
         if self.audit.failure:
-            return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}"}
-        return True, {"storage": "ok", "audit": "ok", "pools": pool_status(self.upstreams)}
+            return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}",
+                           "quotas": quotas}
+        return quotas_ready, {"storage": "ok", "audit": "ok", "quotas": quotas,
+                              "pools": pool_status(self.upstreams)}
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         message: Message = await receive()
@@ -186,6 +196,7 @@ class Harbourgate:
             await upstream.aclose()
         await asyncio.to_thread(self.audit.close)
         await asyncio.to_thread(self.telemetry.shutdown)
+        self.quota_gate.store.close()
         self.store.close()
         await send({"type": "lifespan.shutdown.complete"})
 

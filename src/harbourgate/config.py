@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from harbourgate.quotas.model import FREE, Price, Quota, QuotaError, parse_price, parse_quota
+
 PROVIDERS = ("openai", "anthropic", "stand-in")
 ROLES = ("operator", "auditor")
 BALANCES = ("least_outstanding", "round_robin")
@@ -100,6 +102,7 @@ class RouteConfig:
     balance: str = "least_outstanding"
     health: HealthConfig = HealthConfig()
     capacity: CapacityConfig = CapacityConfig()
+    price: Price = FREE  # per million tokens: cost budgets and usage
 
     @property
     def is_pool(self) -> bool:
@@ -178,6 +181,16 @@ class TelemetrySettings:
 
 
 @dataclass(frozen=True)
+class QuotaStoreSettings:
+    """Where quota counters live: Redis when `redis_url` is set, else `path` (default
+    data_dir/quota-counters.db, shared by the workers). `on_redis_unreachable`: `open`
+    falls back to per-process counters, `closed` refuses governed requests (503)."""
+
+    on_redis_unreachable: str = "open"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class SandboxSeed:
     participants: tuple[Mapping[str, Any], ...] = ()
     applications: tuple[Mapping[str, Any], ...] = ()
@@ -198,6 +211,8 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     logging: LoggingSettings = LoggingSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    quotas: tuple[Quota, ...] = ()
+    quota_store: QuotaStoreSettings = QuotaStoreSettings()
     source: str = field(default="<embedded default>", compare=False)
 
     @property
@@ -244,12 +259,13 @@ _SECTIONS: dict[str, type] = {
     "audit": AuditSettings,
     "logging": LoggingSettings,
     "telemetry": TelemetrySettings,
+    "quota_store": QuotaStoreSettings,
 }
-_KNOWN_TOP = {*_TOP_SCALARS, *_SECTIONS, "admin_tokens", "routes", "sandbox"}
+_KNOWN_TOP = {*_TOP_SCALARS, *_SECTIONS, "admin_tokens", "routes", "sandbox", "quotas"}
 _ROUTE_KEYS = {
     "name", "provider", "base_url", "upstream_model", "api_key_env", "origin", "hosting",
     "export_tags", "class", "timeout_s", "status", "api", "accepts", "endpoints", "balance",
-    "health", "capacity",
+    "health", "capacity", "price",
 }
 
 
@@ -327,7 +343,11 @@ def _build(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -> Sett
     kwargs["routes"] = _routes(DEFAULT_ROUTES if routes is None else routes, source)
     sandbox = raw.get("sandbox", None if "routes" in raw else DEFAULT_SANDBOX)
     kwargs["sandbox"] = _sandbox(sandbox, source)
+    kwargs["quotas"] = _quotas(raw.get("quotas"), source, {r.name for r in kwargs["routes"]})
     settings = Settings(**kwargs)
+    if settings.quota_store.on_redis_unreachable not in ("open", "closed"):
+        raise ConfigError("must be open or closed", source=source,
+                          key="quota_store.on_redis_unreachable")
     for f in dataclasses.fields(Limits):
         if getattr(settings.limits, f.name) <= 0:
             raise ConfigError("must be a positive number", source=source,
@@ -478,6 +498,12 @@ def _routes(value: Any, source: str) -> tuple[RouteConfig, ...]:
         if item.get("accepts") is not None:
             kw["accepts"] = _accepts(item["accepts"], source, f"{key}.accepts")
         kw.update(_pool(item, provider, source, key))
+        if item.get("price") is not None:
+            try:
+                kw["price"] = parse_price(item["price"])
+            except QuotaError as exc:
+                raise ConfigError(exc.message, source=source,
+                                  key=f"{key}.{exc.field}") from None
         if kw["name"] in {r.name for r in routes}:
             raise ConfigError(f"route {kw['name']!r} is defined twice", source=source,
                               key=f"{key}.name")
@@ -631,3 +657,24 @@ def _sandbox(value: Any, source: str) -> SandboxSeed:
                 raise ConfigError("needs an id", source=source, key=f"sandbox.{kind}[{i}].id")
         out[kind] = tuple(items)
     return SandboxSeed(**out)
+
+
+def _quotas(value: Any, source: str, routes: set[str]) -> tuple[Quota, ...]:
+    """The `quotas:` list, each entry as `POST /admin/v1/quotas` takes it."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError("must be a list of quotas ({scope: ..., requests_per_minute: ...})",
+                          source=source, key="quotas")
+    out: list[Quota] = []
+    for i, item in enumerate(value):
+        try:
+            quota = parse_quota(item, routes=routes)
+        except QuotaError as exc:
+            field = "" if exc.field == "quota" else f".{exc.field}"
+            raise ConfigError(exc.message, source=source, key=f"quotas[{i}]{field}") from None
+        if quota.id in {q.id for q in out}:
+            raise ConfigError(f"quota {quota.id!r} is listed twice", source=source,
+                              key=f"quotas[{i}]")
+        out.append(quota)
+    return tuple(out)

@@ -92,11 +92,26 @@ def schema() -> dict[str, Any]:
             "type": "object",
             "properties": {"token_env": {"type": "string"},
                            "token": {"type": "string", "minLength": 16},
-                           "role": {"enum": list(config.ROLES)}},
+                           "role": {"enum": list(config.ROLES)},
+                           "name": {"type": "string", "maxLength": 100}},
             "anyOf": [{"required": ["token_env"]}, {"required": ["token"]}]}},
         "routes": {"type": ["array", "null"], "items": {
             "type": "object", "properties": route_props, "required": ["name"],
             "additionalProperties": False}},
+        "quotas": {"type": ["array", "null"], "items": {
+            "type": "object", "required": ["scope"],
+            "properties": {
+                "id": {"type": "string"},
+                "scope": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                          "properties": {k: {"type": "string"} for k in
+                                         ("participant", "application", "key", "route")}},
+                "requests_per_minute": {"type": "number", "exclusiveMinimum": 0},
+                "tokens_per_minute": {"type": "number", "exclusiveMinimum": 0},
+                "budget": {"type": "object", "required": ["period"],
+                           "properties": {"tokens": {"type": "number", "exclusiveMinimum": 0},
+                                          "cost": {"type": "number", "exclusiveMinimum": 0},
+                                          "period": {"enum": ["day", "week", "month"]}}},
+                "on_exhausted": {"enum": ["refuse", "reroute"]}}}},
         "sandbox": {"type": ["object", "null"], "properties": {
             kind: {"type": ["array", "null"], "items": {"type": "object", "required": ["id"]}}
             for kind in ("participants", "applications")}},

@@ -26,8 +26,11 @@ from harbourgate.config import RouteConfig, Settings
 from harbourgate.enforce import model_facts
 from harbourgate.identity.model import ApiKey, Application, Participant, Registry
 from harbourgate.policy.timeutil import parse_instant
+from harbourgate.quotas.gate import EMPTY as EMPTY_QUOTAS
+from harbourgate.quotas.gate import QuotaSet
 from harbourgate.store import Store
 from harbourgate.store.directives import StoredDirective, list_directives
+from harbourgate.store.quotas import load_quotas
 from harbourgate.store.snapshot import load_registry
 
 log = logging.getLogger("harbourgate.runtime")
@@ -58,6 +61,7 @@ class Snapshot:
     policy: policy.PolicySnapshot
     directives: tuple[StoredDirective, ...]
     policy_header: str
+    quotas: QuotaSet = EMPTY_QUOTAS  # in force: what the quota gate checks
 
     def candidates(self, route: RouteConfig, application: Application,
                    fallback: bool = True) -> list[RouteConfig]:
@@ -99,6 +103,7 @@ def build_snapshot(settings: Settings, store: Store, bundle: policy.Bundle) -> S
     reg = load_registry(store.engine)
     with store.engine.connect() as conn:
         directives = tuple(list_directives(conn, include_revoked=False))
+        quotas = QuotaSet(load_quotas(conn))
     compiled = policy.compile(bundle, [d.directive for d in directives])
     callers: dict[str, Caller] = {}
     facts_of: dict[str, policy.ApplicationFacts] = {}
@@ -118,6 +123,7 @@ def build_snapshot(settings: Settings, store: Store, bundle: policy.Bundle) -> S
         policy=compiled,
         directives=directives,
         policy_header=str(compiled.version),
+        quotas=quotas,
     )
 
 

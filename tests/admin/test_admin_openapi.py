@@ -20,6 +20,10 @@ EXPECTED = {
     "/admin/v1/policy/explain": {"post"},
     "/admin/v1/decisions": {"get"},
     "/admin/v1/session": {"get", "post", "delete"},
+    "/admin/v1/decisions/stats": {"get"},
+    "/admin/v1/quotas": {"get", "post"},
+    "/admin/v1/quotas/{quota_id}": {"get", "delete"},
+    "/admin/v1/usage": {"get"},
 }
 
 

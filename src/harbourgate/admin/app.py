@@ -25,6 +25,7 @@ from harbourgate.admin import (
     keys,
     participants,
     policy,
+    quotas,
     session,
 )
 from harbourgate.admin.auth import TokenTable, authorize_route
@@ -67,6 +68,7 @@ def create_admin_app(services: AdminServices, *,
     errors.install(app, authorize_failed_body=authorize_route)
     for router in (participants.router, applications.router, keys.router, approvals.router,
                    directives.router, policy.router, decisions.router, session.router,
+                   quotas.router,
                    *routers):
         app.include_router(router)
 

@@ -303,5 +303,6 @@ class SimulateIn(_Request):
 class DecisionList(_Response):
     data: list[dict[str, Any]] = Field(description="request records of the audit log, newest "
                                                    "first")
-    has_more: bool = Field(description="more records match than `limit`: ask again with "
-                                       "a narrower window or a larger limit")
+    has_more: bool = Field(description="more records match than `limit`")
+    next_cursor: str | None = Field(default=None, description="pass as `cursor` for the next "
+                                                              "page; null on the last page")

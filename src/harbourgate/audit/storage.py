@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from harbourgate.audit.decisions_index import index_rows
 from harbourgate.store import schema
 
 ENTRIES = schema.audit_entries
@@ -149,6 +150,7 @@ class SqliteWriter(Writer):
             cur.executemany(
                 "INSERT INTO audit_entries (id, idx, leaf, created_at) VALUES (?, ?, ?, ?)",
                 [(r.id, first + i, r.leaf, r.created_at) for i, r in enumerate(rows)])
+            index_rows(cur, [r.leaf for r in rows])  # same transaction: no leaf without its row
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -182,6 +184,7 @@ class PostgresWriter(Writer):
                 cur.executemany(
                     "INSERT INTO audit_entries (id, leaf, created_at) VALUES (%s, %s, %s)",
                     [(r.id, r.leaf, r.created_at) for r in rows])
+                index_rows(cur, [r.leaf for r in rows], "%s")  # same transaction
             self._conn.commit()
         except BaseException:
             self._rollback_quietly()

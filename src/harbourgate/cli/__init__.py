@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("harbourgate.cli.demo:demo", "Replay the June 2026 directive shock end to end."),
     "config": ("harbourgate.cli.config:config_group",
                "Check a configuration file; print its JSON Schema."),
+    "usage": ("harbourgate.cli.usage:usage",
+              "Usage and quota state of a deployment (tokens, requests, cost, refusals)."),
 }
 
 # the top-level module an optional extra brings -> the extra

@@ -127,8 +127,6 @@ COST = _counter("harbourgate_cost_total",
 TIME_TO_FIRST_TOKEN = _histogram("harbourgate_time_to_first_token_seconds",
                                  "Time from request to the first streamed event.",
                                  ("model",), _TTFT_BUCKETS)
-QUOTA_REFUSALS = _counter("harbourgate_quota_refusals_total",
-                          "Requests refused by a quota (429 quota_exceeded).", ("model",))
 TELEMETRY_DROPPED = Counter("harbourgate_telemetry_dropped_spans_total",
                             "Spans not exported: the bounded queue was full or the OTLP "
                             "endpoint failed.", ["reason"])
@@ -168,10 +166,6 @@ def observe_first_token(model: str | None, seconds: float) -> None:
 
 def observe_upstream_error(model: str | None, code: str) -> None:
     UPSTREAM_ERRORS.labels(model, code).inc()
-
-
-def observe_quota_refusal(model: str | None) -> None:
-    QUOTA_REFUSALS.labels(model).inc()
 
 
 # -- gauges, current at any scrape -----------------------------------------------------------

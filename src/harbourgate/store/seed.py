@@ -16,9 +16,11 @@ import sqlalchemy as sa
 
 from harbourgate.config import ConfigError, SandboxSeed
 from harbourgate.identity import model
+from harbourgate.quotas.model import Quota
 from harbourgate.store.applications import application_exists, register_application
 from harbourgate.store.errors import Conflict, InvalidReference
 from harbourgate.store.participants import admit_participant, participant_exists
+from harbourgate.store.quotas import check_scope, insert_missing
 from harbourgate.store.state import bump_state_version
 
 PARTICIPANT_KEYS = ("id", "name", "jurisdiction", "status", "screening")
@@ -172,3 +174,22 @@ def _known_keys(item: Mapping[str, Any], known: tuple[str, ...], where: str,
     if unknown:
         raise ConfigError(f"unknown key; takes {', '.join(known)}", source=source,
                           key=f"{where}.{unknown[0]}")
+
+
+def apply_quota_seed(engine: sa.Engine, quotas: Collection[Quota], *,
+                     source: str = "<config>") -> list[str]:
+    """Insert the config's quotas that are not stored yet (by id); what exists is left
+    alone, since the admin API may have changed it. A scope naming an unknown participant,
+    application or key is a `ConfigError` naming `quotas[i].scope.<key>`. The state
+    version is bumped only when something was inserted."""
+    with engine.begin() as conn:
+        for i, quota in enumerate(quotas):
+            try:
+                check_scope(conn, quota)
+            except InvalidReference as exc:
+                raise ConfigError(f"no {exc.kind} {exc.id!r} in the database or the seed",
+                                  source=source, key=f"quotas[{i}].{exc.field}") from None
+        added = insert_missing(conn, quotas)
+        if added:
+            bump_state_version(conn)
+    return added

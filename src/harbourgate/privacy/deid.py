@@ -448,16 +448,21 @@ def _csv_problem(path: Path) -> str | None:
         name = header[len(column) - 1] if 0 < len(column) <= len(header) else "?"
         return (f"row {row}, column {len(column)} ({name!r}): not valid UTF-8 (byte "
                 f"0x{data[exc.start]:02x}); convert it first, e.g. iconv -f GB18030 -t UTF-8")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] = []
+    started = 1  # the line the row being read starts on
     try:
-        header = next(reader)
         for row in reader:
-            if len(row) > len(header):
-                return (f"row {reader.line_num}, column {len(header) + 1}: {len(row)} fields "
-                        f"where the header has {len(header)} ({', '.join(header)}); quote "
-                        "values that contain commas")
+            if not header:
+                header = row
+            elif len(row) > len(header):
+                return (f"row {started}, column {len(header) + 1}: {len(row)} fields where "
+                        f"the header has {len(header)} ({', '.join(header)}); quote values "
+                        "that contain commas")
+            started = reader.line_num + 1
     except csv.Error as exc:
-        return f"row {reader.line_num}: {exc}"
+        return (f"row {started}: {exc} (a quoted value that is never closed, or a quote "
+                "inside an unquoted value); double the quotes inside quoted values")
     return None
 
 

@@ -71,14 +71,18 @@ def connect(address: str | None = None, *, cpus: int | None = None) -> Iterator[
     """`ray`, initialised: joined to `address`, or a private local Ray with `cpus` CPUs
     (default: all of this machine's) when `address` is None or empty."""
     ray = import_ray()
+    if address and address != "auto":
+        check_answers(address)
     if ray.is_initialized():
+        current = ray.get_runtime_context().gcs_address
+        if address and "://" not in address and address != "auto" and address != current:
+            raise ClusterError(f"this process is already connected to the Ray cluster at "
+                               f"{current}, not {address}")
         _quiet_data(ray)
         yield ray
         return
     options: dict[str, Any] = {"logging_level": "warning", "log_to_driver": False,
                                "namespace": "harbourgate"}
-    if address and address != "auto":
-        check_answers(address)
     if address:
         options["address"] = address
     else:

@@ -16,6 +16,7 @@ command fails and writes nothing.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -79,14 +80,29 @@ def ray_partitions(*, transform: Transform = deid_partition,
         try:
             for table in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
                 yield _unpack(table)
-        except ray.exceptions.RayError as exc:
-            cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
-            if isinstance(cause, DeidError):
-                raise DeidError(str(cause)) from None
-            first = str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause)
-            raise DeidError(f"the Ray job failed ({first}); nothing was written") from None
+        except DeidError:
+            raise
+        except Exception as exc:
+            raise DeidError(f"the Ray job failed ({_worker_error(exc)}); nothing was "
+                            "written") from None
 
     return run
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", re.MULTILINE)
+_WRAPPERS = frozenset({"UserCodeException", "RayTaskError", "RaySystemError"})
+
+
+def _worker_error(exc: BaseException) -> str:
+    """What the partition function raised, as "ValueError: message": Ray Data wraps it, and
+    only the remote traceback in the wrapper's text names it."""
+    text = _ANSI.sub("", str(exc))
+    raised = [m for m in _RAISED.finditer(text) if m.group(1) not in _WRAPPERS]
+    if raised:
+        return f"{raised[-1].group(1)}: {raised[-1].group(2).strip()}"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _unpack(table: Any) -> tuple[pl.DataFrame, PartitionReport]:

@@ -52,7 +52,7 @@ def closed_port() -> int:
 @pytest.mark.ray
 def test_joining_a_cluster_gives_the_local_bytes(ray_address: str, tmp_path: Path) -> None:
     dataset = tmp_path / "people.csv"
-    people(3000).write_csv(dataset)
+    people(1500).write_csv(dataset)
     local, on_ray = tmp_path / "local.parquet", tmp_path / "ray.parquet"
     code, output = run(str(dataset), "--out", str(local), "--json")
     assert code == 0, output
@@ -90,14 +90,14 @@ def connected(ray_address: str) -> Iterator[None]:
 def test_many_partitions_on_the_cluster_give_the_local_bytes(connected: None,
                                                             tmp_path: Path) -> None:
     dataset = tmp_path / "people.parquet"
-    people(5000, seed=3).write_parquet(dataset)
+    people(2400, seed=3).write_parquet(dataset)
     key = KEY.encode()
-    plan, report = deid_dataset(dataset, tmp_path / "local.parquet", key, batch_rows=350)
+    plan, report = deid_dataset(dataset, tmp_path / "local.parquet", key, batch_rows=300)
     ray_plan, ray_report = deid_dataset(dataset, tmp_path / "ray.parquet", key,
-                                        batch_rows=350, partitions=ray_partitions())
+                                        batch_rows=300, partitions=ray_partitions())
     assert (tmp_path / "ray.parquet").read_bytes() == (tmp_path / "local.parquet").read_bytes()
     assert ray_plan == plan and ray_report.to_dict() == report.to_dict()
-    assert report.rows == 5000
+    assert report.rows == 2400
 
 
 def crash_once(frame: pl.DataFrame, plan: Sequence[ColumnPlan], key: bytes, *,
@@ -119,15 +119,15 @@ def always_fails(frame: pl.DataFrame, plan: Sequence[ColumnPlan],
 def test_a_worker_that_dies_is_retried_and_the_output_is_complete(
         connected: None, tmp_path: Path) -> None:
     dataset = tmp_path / "people.csv"
-    people(2000).write_csv(dataset)
+    people(1000).write_csv(dataset)
     key = KEY.encode()
-    deid_dataset(dataset, tmp_path / "local.csv", key, batch_rows=250)
+    deid_dataset(dataset, tmp_path / "local.csv", key, batch_rows=200)
     marker = tmp_path / "crashed"
     _, report = deid_dataset(
-        dataset, tmp_path / "ray.csv", key, batch_rows=250,
+        dataset, tmp_path / "ray.csv", key, batch_rows=200,
         partitions=ray_partitions(transform=partial(crash_once, marker=marker)))
     assert marker.exists()  # a worker did die
-    assert report.rows == 2000
+    assert report.rows == 1000
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,40 @@ def test_an_address_that_does_not_answer(recorded: tuple[Path, Store, Snapshot],
     assert result.exit_code == 2
     assert f"Error: no Ray cluster answers at 127.0.0.1:{port} (Connection refused)" in \
         result.output
+
+
+class DiesOnceOnAWorker:
+    """The deployment, except that the first worker process to read its policy dies (a
+    marker file says it has happened); the driver reads it as usual."""
+
+    def __init__(self, inner: Snapshot, marker: Path) -> None:
+        self.inner, self.marker, self.driver = inner, marker, os.getpid()
+        self.routes, self.facts, self.registry = inner.routes, inner.facts, inner.registry
+        self.candidates = inner.candidates
+
+    @property
+    def policy(self) -> Any:
+        if os.getpid() != self.driver:
+            try:
+                self.marker.touch(exist_ok=False)
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)
+        return self.inner.policy
+
+
+@pytest.mark.ray
+def test_a_worker_that_dies_mid_job_is_retried_and_the_result_is_complete(
+        ray_address: str, recorded: tuple[Path, Store, Snapshot], tmp_path: Path) -> None:
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    _, store, snapshot = recorded
+    local = simulate(recorded_requests(store.engine), snapshot, june()).to_dict()
+    marker = tmp_path / "died"
+    with connect(ray_address):
+        on_ray = simulate_on_ray(store.engine, DiesOnceOnAWorker(snapshot, marker), june(),
+                                 rows=1500).to_dict()
+    assert marker.exists()  # a worker did die
+    assert on_ray == local

@@ -6,9 +6,9 @@
 Generates a people dataset (names in Chinese and English, Hong Kong and mainland phone
 numbers, free-text notes with phones, e-mails, HKIDs and names inside, districts, ages),
 de-identifies it locally, then on a private local Ray (`harbourgate.cluster.connect`,
-started once per CPU count and warmed up with a small job, not timed) for each `--cpus`, and checks that every output
-is byte-identical to the local one. Rates are of the de-identification itself (read, plan,
-partitions, write), the Ray start excluded.
+started once per CPU count and warmed up with a small job, not timed) for each `--cpus`,
+and checks that every output is byte-identical to the local one. Rates are of the
+de-identification itself (read, plan, partitions, write), the Ray start excluded.
 """
 
 from __future__ import annotations

@@ -51,6 +51,17 @@ def _host_port(address: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def check_cpus(address: str | None, cpus: int | None) -> None:
+    """`--cpus` sizes the local Ray that `--ray` starts; anything else is a mistake."""
+    if cpus is None:
+        return
+    if address is None:
+        raise ClusterError("--cpus sizes the local Ray that --ray starts; add --ray")
+    if address:
+        raise ClusterError(f"--cpus sizes a local Ray; the cluster at {address} has its own "
+                           "CPUs (drop --cpus)")
+
+
 def check_answers(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Raise `ClusterError` unless something accepts a TCP connection at `address`."""
     host, port = _host_port(address)

@@ -245,3 +245,14 @@ def test_the_output_is_whole_or_absent(people: Path, tmp_path: Path) -> None:
                                         r"was written$"):
         deid_dataset(people, out, KEY.encode(), batch_rows=2, partitions=loses_rows)
     assert list(tmp_path.iterdir()) == [people]
+
+
+def test_cpus_only_with_a_local_ray(people: Path, tmp_path: Path) -> None:
+    code, output = run(str(people), "--out", str(tmp_path / "o.csv"), "--cpus", "2")
+    assert code == 2
+    assert "Error: --cpus sizes the local Ray that --ray starts; add --ray" in output
+    code, output = run(str(people), "--out", str(tmp_path / "o.csv"), "--cpus", "2",
+                       "--ray=10.0.0.5:6379")
+    assert code == 2
+    assert ("Error: --cpus sizes a local Ray; the cluster at 10.0.0.5:6379 has its own CPUs "
+            "(drop --cpus)") in output

@@ -33,7 +33,7 @@ from rich.table import Table
 from harbourgate import policy, runtime
 from harbourgate.admin.records import parse_since, recorded_requests
 from harbourgate.cli.common import InputError, load_settings
-from harbourgate.cluster import ClusterError, connect
+from harbourgate.cluster import ClusterError, check_cpus, connect
 from harbourgate.directives import Directive, DirectiveError, load_directive_file
 from harbourgate.directives.simulate import render
 from harbourgate.directives.simulate import simulate as run_simulation
@@ -149,6 +149,10 @@ def simulate(file: str, since: str, config_path: str | None, as_json: bool, rows
     With --ray the log is exported in partitions and replayed on a Ray cluster; the
     result is the same.
     """
+    try:
+        check_cpus(ray_address, cpus)
+    except ClusterError as exc:
+        raise InputError(str(exc)) from None
     settings = load_settings(config_path)
     proposed = _read(file, known_models=[r.name for r in settings.routes])
     try:

@@ -123,7 +123,7 @@ def deid(dataset: str, out_path: str | None, key_env: str, key_file: str | None,
     clear without a reason in the report. The output is the same, byte for byte, with
     --ray as without.
     """
-    from harbourgate.cluster import ClusterError, connect
+    from harbourgate.cluster import ClusterError, check_cpus, connect
     from harbourgate.privacy.deid import (
         DeidConfig,
         DeidError,
@@ -137,6 +137,7 @@ def deid(dataset: str, out_path: str | None, key_env: str, key_file: str | None,
 
     console = Console(stderr=True)
     try:
+        check_cpus(ray_address, cpus)
         key = key_from(os.environ, key_env, key_file)
         config = DeidConfig.load(config_path) if config_path else DeidConfig()
         out = check_output(dataset, out_path or default_output(dataset))

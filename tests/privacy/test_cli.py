@@ -129,12 +129,18 @@ def test_deid_csv_and_parquet(runner: CliRunner, tmp_path: Path, suffix: str) ->
     assert notes[1:] == ["nothing here", None]
     report = json.loads((tmp_path / f"out{suffix}.report.json").read_text(encoding="utf-8"))
     assert report["rows"] == 3
-    assert report["columns"]["phone"] == {"action": "pseudonymise", "changed": 3,
-                                          "class": "phone", "found": {"phone": 3},
-                                          "reason": "3 of 3 sampled values are phone"}
+    assert report["columns"]["phone"] == {
+        "action": "pseudonymise", "class": "phone", "to": None, "hint": "phone",
+        "reason": "3 of 3 sampled values are phone; the name suggests phone", "sampled": 3,
+        "sample_found": {"phone": 3}, "examples": ["9*****67", "6*****67", "1********78"],
+        "changed": 3, "found": {"phone": 3}, "unmapped": 0}
     assert report["columns"]["notes"]["found"] == {"phone": 1, "person_name": 1}
     assert report["columns"]["district"]["unmapped"] == 1
-    assert report["columns"]["city"] == {"action": "drop", "changed": 3, "reason": "configured"}
+    assert report["columns"]["city"] == {
+        "action": "drop", "class": None, "to": None, "hint": None, "reason": "configured",
+        "sampled": 0, "sample_found": {}, "examples": [], "changed": 3, "found": {},
+        "unmapped": 0}
+    assert report["kept"] == {}
     assert "91234567" not in out.read_bytes().decode("utf-8", "replace")
 
 

@@ -16,6 +16,7 @@ by the server: its message is printed).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.error
@@ -26,14 +27,17 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from harbourgate import policy, runtime
 from harbourgate.admin.records import parse_since, recorded_requests
 from harbourgate.cli.common import InputError, load_settings
+from harbourgate.cluster import ClusterError, check_cpus, connect
 from harbourgate.directives import Directive, DirectiveError, load_directive_file
 from harbourgate.directives.simulate import render
 from harbourgate.directives.simulate import simulate as run_simulation
+from harbourgate.directives.simulate_ray import RayJobError, count_entries, simulate_on_ray
 from harbourgate.store import Store
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -131,9 +135,24 @@ def revoke(directive_id: str, url: str, as_json: bool) -> None:
 @json_option
 @click.option("--rows", default=20, show_default=True, type=click.IntRange(1, 10_000),
               help="how many affected groups to show in the table")
-def simulate(file: str, since: str, config_path: str | None, as_json: bool, rows: int) -> None:
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="replay on Ray: join the cluster at ADDRESS (HOST:PORT or ray://HOST:PORT), "
+                   "or without ADDRESS start a local Ray; needs harbourgate[ray]")
+@click.option("--cpus", type=click.IntRange(1, 4096), default=None,
+              help="CPUs of the local Ray that --ray starts (default: all of this machine's)")
+def simulate(file: str, since: str, config_path: str | None, as_json: bool, rows: int,
+             ray_address: str | None, cpus: int | None) -> None:
     """Replay recorded traffic under the directive in FILE, proposed, not issued: who would
-    be affected, where they would be rerouted, who would be left with no permitted model."""
+    be affected, where they would be rerouted, who would be left with no permitted model.
+
+    With --ray the log is exported in partitions and replayed on a Ray cluster; the
+    result is the same.
+    """
+    try:
+        check_cpus(ray_address, cpus)
+    except ClusterError as exc:
+        raise InputError(str(exc)) from None
     settings = load_settings(config_path)
     proposed = _read(file, known_models=[r.name for r in settings.routes])
     try:
@@ -145,13 +164,35 @@ def simulate(file: str, since: str, config_path: str | None, as_json: bool, rows
     except policy.PolicyError as exc:
         raise InputError(f"the configured policy is invalid:\n{exc}") from None
     store = _open_store(settings.effective_database_url)
+    console = Console(stderr=True)
     try:
         snapshot = runtime.build_snapshot(settings, store, bundle)
-        result = run_simulation(recorded_requests(store.engine, since=start), snapshot,
-                                proposed, since=start)
+        entries = count_entries(store.engine, since=start)
+        with contextlib.ExitStack() as stack:
+            where = "here"
+            if ray_address is not None:
+                stack.enter_context(connect(ray_address or None, cpus=cpus))
+                where = f"on Ray at {ray_address}" if ray_address else "on a local Ray"
+            bar = stack.enter_context(Progress(
+                TextColumn(f"[bold]replaying {where}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("entries"), TimeRemainingColumn(), console=console,
+                transient=True))
+            task = bar.add_task("entries", total=entries)
+
+            def progress(done: int) -> None:
+                bar.update(task, completed=min(done, entries))
+
+            if ray_address is None:
+                result = run_simulation(recorded_requests(store.engine, since=start), snapshot,
+                                        proposed, since=start, progress=progress)
+            else:
+                result = simulate_on_ray(store.engine, snapshot, proposed, since=start,
+                                         progress=progress)
     except DirectiveError as exc:
         raise InputError(f"{file}: " + "; ".join(
             p.message + (f" (fix: {p.fix})" if p.fix else "") for p in exc.problems)) from None
+    except (ClusterError, RayJobError) as exc:
+        raise InputError(str(exc)) from None
     finally:
         store.close()
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from harbourgate.privacy import CLASSES, Pseudonymiser, Scanner, parse_classes
 
@@ -95,61 +99,86 @@ def redact(files: tuple[str, ...], classes_spec: str | None, fmt: str) -> None:
               help="Read the key from this file instead.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="YAML: per-column rules (pseudonymise, scan, generalise, drop, keep).")
+@click.option("--keep", "keep", multiple=True, metavar="COLUMN",
+              help="Keep COLUMN in the clear although its name or sample suggests personal "
+                   "data (repeatable).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the JSON report; default: OUT with .report.json.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="Run on Ray: join the cluster at ADDRESS (HOST:PORT or ray://HOST:PORT), or "
+                   "without ADDRESS start a local Ray. Needs harbourgate[ray].")
+@click.option("--cpus", type=click.IntRange(1, 4096), default=None,
+              help="CPUs of the local Ray that --ray starts (default: all of this machine's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def deid(dataset: str, out_path: str | None, key_env: str, key_file: str | None,
-         config_path: str | None, report_path: str | None) -> None:
+         config_path: str | None, keep: tuple[str, ...], report_path: str | None,
+         ray_address: str | None, cpus: int | None, as_json: bool) -> None:
     """De-identify a CSV or Parquet DATASET for cross-border sharing.
 
-    Columns of identifiers get keyed pseudonyms (the same value and key give the same
-    pseudonym in every file), free-text columns have the values inside replaced, configured
-    columns are generalised or dropped. Prints a table of what was found and changed.
+    Columns of identifiers, and columns whose name suggests personal data (name, 姓名,
+    phone, 電話, id, 身份證, address, 地址, email, 電郵, ...), get keyed pseudonyms (the same
+    value and key give the same pseudonym in every file); free-text columns have the values
+    inside replaced; configured columns are generalised or dropped. No column is kept in the
+    clear without a reason in the report. The output is the same, byte for byte, with
+    --ray as without.
     """
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-    from rich.table import Table
-
+    from harbourgate.cluster import ClusterError, check_cpus, connect
     from harbourgate.privacy.deid import (
         DeidConfig,
         DeidError,
+        check_output,
         default_output,
         deid_dataset,
+        describe,
         key_from,
-        plan_summary,
+        local_partitions,
     )
 
     console = Console(stderr=True)
     try:
+        check_cpus(ray_address, cpus)
         key = key_from(os.environ, key_env, key_file)
         config = DeidConfig.load(config_path) if config_path else DeidConfig()
-        out = Path(out_path) if out_path else default_output(dataset)
-        if out.resolve() == Path(dataset).resolve():
-            raise DeidError(f"{out}: the output would overwrite the dataset; choose --out")
-        with Progress(TextColumn("[bold]de-identifying"), BarColumn(),
-                      MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("rows", total=None)
-            plan, report = deid_dataset(
-                dataset, out, key, config,
-                progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except DeidError as exc:
+        out = check_output(dataset, out_path or default_output(dataset))
+        with contextlib.ExitStack() as stack:
+            partitions = local_partitions
+            where = "here"
+            if ray_address is not None:
+                from harbourgate.privacy.deid_ray import ray_partitions
+
+                stack.enter_context(connect(ray_address or None, cpus=cpus))
+                partitions = ray_partitions()
+                where = f"on Ray at {ray_address}" if ray_address else "on a local Ray"
+            with Progress(TextColumn(f"[bold]de-identifying {where}"), BarColumn(),
+                          MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                          transient=True) as bar:
+                task = bar.add_task("rows", total=None)
+                plan, report = deid_dataset(
+                    dataset, out, key, config, keep=keep, partitions=partitions,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except (DeidError, ClusterError) as exc:
         raise InputError(str(exc)) from None
-    result = {"dataset": dataset, "output": str(out), "plan": plan_summary(plan),
-              **report.to_dict()}
+    result = {"dataset": dataset, "output": str(out), **describe(plan, report)}
     report_file = Path(report_path) if report_path else out.with_name(out.name + ".report.json")
     report_file.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
-    table = Table(title=f"{dataset} -> {out} ({report.rows:,} rows)")
-    for heading in ("column", "action", "found", "changed", "why"):
-        table.add_column(heading)
-    for name, col in report.columns.items():
-        found = ", ".join(f"{k}={v}" for k, v in col.to_dict().get("found", {}).items())
-        action = col.action + (f" ({col.to})" if col.to else "")
-        table.add_row(name, action, found or "-", f"{col.changed:,}", col.reason)
-    console.print(table)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    console.print(report_table(result))
     console.print(f"report: {report_file}")
+
+
+def report_table(result: dict[str, Any]) -> Table:
+    """The report as a table: one row per column, what it is, what was done and why."""
+    table = Table(title=f"{result['dataset']} -> {result['output']} ({result['rows']:,} rows)")
+    for heading in ("column", "class", "action", "found", "changed", "sample (masked)", "why"):
+        table.add_column(heading, overflow="fold")
+    for name, col in result["columns"].items():
+        found = ", ".join(f"{k}={v}" for k, v in (col["found"] or col["sample_found"]).items())
+        action = col["action"] + (f" ({col['to']})" if col["to"] else "")
+        style = "yellow" if col["action"] == "keep" else None
+        table.add_row(name, col["class"] or col["hint"] or "-", action, found or "-",
+                      f"{col['changed']:,}", ", ".join(col["examples"]) or "-", col["reason"],
+                      style=style)
+    return table

@@ -31,11 +31,12 @@ the deployment no longer has are skipped and counted by reason.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import orjson
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -47,7 +48,8 @@ from harbourgate.directives.model import Directive, DirectiveError
 from harbourgate.enforce import Plan, model_facts, plan
 from harbourgate.identity.model import Application, Registry
 from harbourgate.policy import Context, ModelFacts, PolicyError, PolicySnapshot, Problem
-from harbourgate.policy.timeutil import format_instant
+from harbourgate.policy.fields import FIELDS
+from harbourgate.policy.timeutil import format_instant, parse_instant
 
 ENDPOINTS = ("chat", "embeddings")
 AFFECTED_LIMIT = 1000
@@ -113,6 +115,26 @@ class Simulation:
     affected_limit: int = AFFECTED_LIMIT
     load: capacity.Load = field(default_factory=capacity.Load)
 
+    def merge(self, other: Simulation) -> Simulation:
+        """Add the simulation of another part of the log (returns self): the parts' sum
+        is the simulation of the whole, in any order."""
+        self.totals.update({k: v for k, v in other.totals.items() if k != "skipped"})
+        self.skipped.update(other.skipped)
+        self.totals["skipped"] = sum(self.skipped.values())
+        self.moved_to_effective_from += other.moved_to_effective_from
+        self.after_effective_until += other.after_effective_until
+        if other.first is not None:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+        if other.last is not None:
+            self.last = other.last if self.last is None else max(self.last, other.last)
+        for key, counts in other.applications.items():
+            self.applications.setdefault(key, Counter()).update(counts)
+        self.affected.update(other.affected)
+        self.reroutes.update(other.reroutes)
+        self.refused.update(other.refused)
+        self.load.merge(other.load)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         totals = {k: self.totals[k] for k in ("records", "replayed", "skipped", "unaffected",
                                               "already_refused", "affected", "rerouted",
@@ -174,97 +196,210 @@ def with_proposal(current: PolicySnapshot, proposed: Directive) -> PolicySnapsho
 
 def simulate(records: Iterable[Mapping[str, Any]], deployment: Deployment,
              proposed: Directive, *, since: datetime | None = None,
-             affected_limit: int = AFFECTED_LIMIT) -> Simulation:
+             affected_limit: int = AFFECTED_LIMIT,
+             progress: Callable[[int], None] | None = None) -> Simulation:
     """Replay `records` under the policy in force and under it plus `proposed`.
 
     `since` is only reported (the caller chose the records); `affected_limit` bounds the
-    list of affected groups (the totals always count everything).
+    list of affected groups (the totals always count everything); `progress(records)` is
+    called every `PROGRESS_EVERY` records.
     """
-    baseline = deployment.policy
-    proposal = with_proposal(baseline, proposed)
-    result = Simulation(
-        directive={**proposed.to_dict(), "rule": proposed.rule_id},
-        policy=str(baseline.version), since=_instant(since),
-        effective_from=_instant(proposed.effective_from), affected_limit=affected_limit,
-        load=capacity.Load.for_routes(deployment.routes.values()))
-    for rec in records:
-        result.totals["records"] += 1
-        _replay(rec, deployment, baseline, proposal, proposed, result)
+    replayer = Replayer(deployment, proposed)
+    result = replayer.new_result(since=since, affected_limit=affected_limit)
+    for count, rec in enumerate(records, 1):
+        replayer.replay(rec, result)
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress(count)
     result.totals["skipped"] = sum(result.skipped.values())
     return result
 
 
-def _replay(rec: Mapping[str, Any], deployment: Deployment, baseline: PolicySnapshot,
-            proposal: PolicySnapshot, proposed: Directive, result: Simulation) -> None:
-    if rec.get("kind", "request") != "request":
-        result.skipped[NOT_A_REQUEST] += 1
-        return
-    if rec.get("endpoint") not in ENDPOINTS:
-        result.skipped[OTHER_ENDPOINT] += 1
-        return
-    if not rec.get("context"):
-        result.skipped[NO_CONTEXT] += 1
-        return
+PROGRESS_EVERY = 5000
+_CACHE_LIMIT = 200_000
+
+
+class _Outcome(NamedTuple):
+    """What replaying one recorded context gave: the same for every record whose context
+    (but for its recorded time) and evaluation instant are the same."""
+
+    application: str
+    participant: str
+    route: str
+    now: str | None
+    then: str | None
+    refused: tuple[str, str | None, str | None, str] | None  # code, rule, citation, message
+    verified: bool
+    nationality: tuple[str, ...] | None
+
+
+class Replayer:
+    """Replays records one at a time; `Simulation`s of parts of a log merge into the one
+    of the whole (`Simulation.merge`), so a Ray worker runs one per partition.
+
+    Recorded traffic repeats itself: the same application, model and verified nationality,
+    at another time, for another end user. Evaluation depends on the context and the
+    instant it is evaluated at, and a proposed directive usually starts after the recorded
+    traffic, so most records are evaluated at one instant (its `effective_from`). The
+    outcome is therefore kept per (context without its time and end-user id, instant): a
+    repeat costs a dictionary look-up instead of validating the context and two policy
+    evaluations.
+    """
+
+    def __init__(self, deployment: Deployment, proposed: Directive) -> None:
+        self.deployment = deployment
+        self.proposed = proposed
+        self.baseline = deployment.policy
+        self.proposal = with_proposal(self.baseline, proposed)
+        self._outcomes: dict[tuple[Any, ...], _Outcome | str] = {}
+
+    def new_result(self, *, since: datetime | None = None,
+                   affected_limit: int = AFFECTED_LIMIT) -> Simulation:
+        return Simulation(
+            directive={**self.proposed.to_dict(), "rule": self.proposed.rule_id},
+            policy=str(self.baseline.version), since=_instant(since),
+            effective_from=_instant(self.proposed.effective_from),
+            affected_limit=affected_limit,
+            load=capacity.Load.for_routes(self.deployment.routes.values()))
+
+    def replay(self, rec: Mapping[str, Any], result: Simulation) -> None:
+        """Add one record to `result` (`totals["skipped"]` is summed by the caller)."""
+        result.totals["records"] += 1
+        if rec.get("kind", "request") != "request":
+            result.skipped[NOT_A_REQUEST] += 1
+            return
+        if rec.get("endpoint") not in ENDPOINTS:
+            result.skipped[OTHER_ENDPOINT] += 1
+            return
+        raw = rec.get("context")
+        if not raw:
+            result.skipped[NO_CONTEXT] += 1
+            return
+        recorded = _recorded_time(raw)
+        if recorded is None:  # no readable time: the full reader says what is wrong
+            outcome = self._evaluate(rec, raw, None)
+        else:
+            at = recorded
+            if self.proposed.effective_from is not None and self.proposed.effective_from > at:
+                at = self.proposed.effective_from
+            key = (*_context_key(raw), at, rec.get("application"), rec.get("participant"))
+            found = self._outcomes.get(key)
+            if found is None:
+                found = self._evaluate(rec, raw, at)
+                if len(self._outcomes) >= _CACHE_LIMIT:
+                    self._outcomes.clear()
+                self._outcomes[key] = found
+            outcome = found
+        if recorded is None:  # read without a time: cannot be placed in the window
+            outcome = UNREADABLE_CONTEXT
+        if isinstance(outcome, str):
+            result.skipped[outcome] += 1
+            return
+        self._count(outcome, recorded, _recorded_sub(raw) if outcome.verified else None,
+                    rec.get("usage"), result)
+
+    def _evaluate(self, rec: Mapping[str, Any], raw: Any, at: datetime | None) -> _Outcome | str:
+        """Replay one context at `at` (None: its recorded time): the outcome, or why not."""
+        deployment = self.deployment
+        try:
+            ctx = Context.from_dict(raw, source=f"audit entry {rec.get('id', '?')}")
+        except PolicyError:
+            return UNREADABLE_CONTEXT
+        app_id = str(rec.get("application") or ctx.application.id)
+        application = deployment.registry.applications.get(app_id)
+        if application is None:
+            return UNKNOWN_APPLICATION
+        route = deployment.routes.get(ctx.model.name)
+        if route is None:
+            return UNKNOWN_MODEL
+        ctx = replace(ctx, request=replace(ctx.request, time=at or ctx.request.time))
+        candidates = deployment.candidates(route, application,
+                                           fallback=ctx.request.fallback == "auto")
+        facts = _facts(deployment, candidates)
+        before = plan(self.baseline, ctx, candidates, facts)
+        after = plan(self.proposal, ctx, candidates, facts)
+        now, then = _served(before), _served(after)
+        refused = None
+        if then is None and now != then:
+            reason = after.requested
+            refused = (reason.code, reason.rule, reason.citation, reason.message)
+        user = ctx.end_user
+        return _Outcome(app_id, str(rec.get("participant") or ctx.participant.id), route.name,
+                        now, then, refused, user.verified, user.nationality)
+
+    def _count(self, o: _Outcome, recorded: datetime, sub: str | None, usage: Any,
+               result: Simulation) -> None:
+        proposed = self.proposed
+        at = recorded
+        if proposed.effective_from is not None and proposed.effective_from > recorded:
+            at = proposed.effective_from
+            result.moved_to_effective_from += 1
+        if proposed.effective_until is not None and at >= proposed.effective_until:
+            result.after_effective_until += 1
+        result.first = recorded if result.first is None else min(result.first, recorded)
+        result.last = recorded if result.last is None else max(result.last, recorded)
+
+        counts = result.applications.setdefault((o.application, o.participant), Counter())
+        counts["requests"] += 1
+        result.totals["replayed"] += 1
+        result.load.observe(o.now, o.then, recorded, usage)
+        if o.now == o.then:
+            counts["unaffected"] += 1
+            result.totals["unaffected"] += 1
+            if o.now is None:
+                result.totals["already_refused"] += 1
+            return
+        counts["affected"] += 1
+        result.totals["affected"] += 1
+        if o.then is None:
+            outcome = "no_permitted_model"
+            assert o.refused is not None
+            code, rule, citation, message = o.refused
+            result.refused[(o.application, o.participant, o.route, code, rule, citation,
+                            message)] += 1
+        else:
+            outcome = "rerouted"
+            result.reroutes[(o.application, o.participant, o.now, o.then)] += 1
+        counts[outcome] += 1
+        result.totals[outcome] += 1
+        result.affected[(o.application, o.participant, sub, o.verified, o.nationality,
+                         o.route, outcome, o.now, o.then)] += 1
+
+
+def _recorded_time(raw: Any) -> datetime | None:
     try:
-        ctx = Context.from_dict(rec["context"], source=f"audit entry {rec.get('id', '?')}")
-    except PolicyError:
-        result.skipped[UNREADABLE_CONTEXT] += 1
-        return
-    app_id = str(rec.get("application") or ctx.application.id)
-    application = deployment.registry.applications.get(app_id)
-    if application is None:
-        result.skipped[UNKNOWN_APPLICATION] += 1
-        return
-    route = deployment.routes.get(ctx.model.name)
-    if route is None:
-        result.skipped[UNKNOWN_MODEL] += 1
-        return
+        return parse_instant(raw["request"]["time"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
-    recorded = ctx.request.time
-    at = recorded
-    if proposed.effective_from is not None and proposed.effective_from > recorded:
-        at = proposed.effective_from
-        result.moved_to_effective_from += 1
-    if proposed.effective_until is not None and at >= proposed.effective_until:
-        result.after_effective_until += 1
-    ctx = replace(ctx, request=replace(ctx.request, time=at))
-    result.first = recorded if result.first is None else min(result.first, recorded)
-    result.last = recorded if result.last is None else max(result.last, recorded)
 
-    candidates = deployment.candidates(route, application,
-                                       fallback=ctx.request.fallback == "auto")
-    facts = _facts(deployment, candidates)
-    before = plan(baseline, ctx, candidates, facts)
-    after = plan(proposal, ctx, candidates, facts)
+# The end user's `sub` is in no rule's vocabulary (`policy.fields.FIELDS`): it groups the
+# affected, it never changes a decision, so it is left out of the outcome's key (and read
+# from each record). Should a rule ever be able to test it, it goes back into the key.
+_SUB_DECIDES = "end_user.sub" in FIELDS
 
-    participant = str(rec.get("participant") or ctx.participant.id)
-    counts = result.applications.setdefault((app_id, participant), Counter())
-    counts["requests"] += 1
-    result.totals["replayed"] += 1
-    now, then = _served(before), _served(after)
-    result.load.observe(now, then, recorded, rec.get("usage"))
-    if now == then:
-        counts["unaffected"] += 1
-        result.totals["unaffected"] += 1
-        if now is None:
-            result.totals["already_refused"] += 1
-        return
 
-    counts["affected"] += 1
-    result.totals["affected"] += 1
-    user = ctx.end_user
-    if then is None:
-        outcome = "no_permitted_model"
-        reason = after.requested
-        result.refused[(app_id, participant, route.name, reason.code, reason.rule,
-                        reason.citation, reason.message)] += 1
-    else:
-        outcome = "rerouted"
-        result.reroutes[(app_id, participant, now, then)] += 1
-    counts[outcome] += 1
-    result.totals[outcome] += 1
-    result.affected[(app_id, participant, user.sub if user.verified else None, user.verified,
-                     user.nationality, route.name, outcome, now, then)] += 1
+def _context_key(raw: Mapping[str, Any]) -> tuple[bytes, Any]:
+    """What decides a recorded context's outcome besides the instant: the context without
+    its time (and the end user's `sub`, see `_SUB_DECIDES`) as sorted-key JSON, and the
+    `sub` where it must be kept apart (it decides, or is not a string: then the context
+    reader, not the cache, must see it)."""
+    rest = dict(raw)
+    request = raw.get("request")
+    if isinstance(request, dict):
+        rest["request"] = {k: v for k, v in request.items() if k != "time"}
+    user = raw.get("end_user")
+    sub = None
+    if isinstance(user, dict) and "sub" in user:
+        sub = user["sub"]
+        if not _SUB_DECIDES and (sub is None or isinstance(sub, str)):
+            rest["end_user"] = {k: v for k, v in user.items() if k != "sub"}
+            sub = None
+    return orjson.dumps(rest, option=orjson.OPT_SORT_KEYS), sub
+
+
+def _recorded_sub(raw: Mapping[str, Any]) -> str | None:
+    user = raw.get("end_user")
+    return user.get("sub") if isinstance(user, dict) else None
 
 
 def _facts(deployment: Deployment, candidates: Sequence[RouteConfig]) -> list[ModelFacts]:

@@ -21,10 +21,13 @@ scans each value with its column name as context ("phone: 91234567"), so a bare 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ import polars as pl
 import yaml
 
 from harbourgate.privacy.classes import CLASSES, UnknownClassError
+from harbourgate.privacy.columns import hint
 from harbourgate.privacy.pseudonymise import canonical
 from harbourgate.privacy.regions import UNKNOWN_REGION, region_of
 from harbourgate.privacy.scanner import Scanner
@@ -124,7 +128,8 @@ def _rule(raw: Any, where: str) -> ColumnRule:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """The decision for one column, and the evidence (class counts in the sample)."""
+    """The decision for one column, and the evidence: what the name suggests (`hint`), how
+    many values were sampled, the classes found in them, masked examples of what was found."""
 
     column: str
     action: str
@@ -134,7 +139,8 @@ class ColumnPlan:
     sampled: int = 0
     found: Mapping[str, int] = field(default_factory=dict)
     reason: str = ""
-
+    hint: str | None = None
+    examples: tuple[str, ...] = ()
 
 @dataclass
 class ColumnReport:
@@ -153,7 +159,8 @@ class ColumnReport:
         if self.to:
             out["to"] = self.to
         if self.found:
-            out["found"] = {c: self.found[c] for c in CLASSES if self.found[c]}
+            out["found"] = {c: self.found[c] for c in sorted(self.found, key=_class_order)
+                            if self.found[c]}
         if self.unmapped:
             out["unmapped"] = self.unmapped
         if self.reason:
@@ -192,53 +199,104 @@ def _context_text(column: str, value: str) -> tuple[str, int]:
     return prefix + value, len(prefix)
 
 
-def plan_columns(sample: pl.DataFrame, config: DeidConfig,
-                 scanner: Scanner | None = None) -> list[ColumnPlan]:
-    """Decide each column's action from a sample of its rows (the config's rules first)."""
-    scanner = scanner or Scanner()
+def mask(value: str) -> str:
+    """A found value as the report may show it: separators kept, letters and digits starred
+    but the first (and the last two of a long value): ``+852 9123 4567`` -> ``+8** **** **67``."""
+    positions = [i for i, ch in enumerate(value) if ch.isalnum()]
+    shown = {positions[0]} if positions else set()
+    if len(positions) >= 8:
+        shown.update(positions[-2:])
+    return "".join(ch if i in shown or not ch.isalnum() else "*" for i, ch in enumerate(value))
+
+
+EXAMPLES = 3
+
+
+def plan_columns(sample: pl.DataFrame, config: DeidConfig, scanner: Scanner | None = None,
+                 *, keep: Iterable[str] = ()) -> list[ColumnPlan]:
+    """Decide each column's action from its name and a sample of its rows.
+
+    The config's rules come first, then `keep` (the user's `--keep`); otherwise the safe
+    default: a column whose name suggests personal data (`columns.hint`) is pseudonymised
+    whole, whatever the sample shows; a column whose sampled values mostly are values of
+    one class is pseudonymised; one with values found inside its texts is scanned; only a
+    column with neither is kept, and its reason says so.
+    """
+    scanner = scanner or Scanner(recall=True)
+    keep = set(keep)
     missing = sorted(set(config.columns) - set(sample.columns))
     if missing:
         raise DeidError(f"the config names column {missing[0]!r}, which the dataset does not "
                         f"have; its columns are {', '.join(sample.columns)}")
-    plans = []
-    for name in sample.columns:
-        rule = config.columns.get(name)
-        if rule is None:
-            rule = ColumnRule(action=config.default)
-        if rule.action in ("drop", "keep", "generalise"):
-            plans.append(ColumnPlan(name, rule.action, rule.kind, rule.to, rule.width,
-                                    reason="configured"))
-            continue
-        values = [str(v) for v in sample.get_column(name).drop_nulls().head(config.sample_rows)
-                  if str(v).strip()]
-        whole: Counter[str] = Counter()
-        found: Counter[str] = Counter()
-        for value in values:
-            text, offset = _context_text(name, value.strip())
-            spans = scanner.find(text)
-            found.update(kind for _, _, kind in spans)
-            if len(spans) == 1 and spans[0][0] == offset and spans[0][1] == len(text):
-                whole[spans[0][2]] += 1
-        if rule.action == "pseudonymise":
-            kind = rule.kind or (whole.most_common(1)[0][0] if whole else None)
-            plans.append(ColumnPlan(name, "pseudonymise", kind, sampled=len(values),
-                                    found=dict(found), reason="configured"))
-        elif rule.action == "scan":
-            plans.append(ColumnPlan(name, "scan", sampled=len(values), found=dict(found),
-                                    reason="configured"))
-        elif whole and whole.most_common(1)[0][1] >= config.threshold * len(values):
-            kind, count = whole.most_common(1)[0]
-            plans.append(ColumnPlan(name, "pseudonymise", kind, sampled=len(values),
-                                    found=dict(found),
-                                    reason=f"{count} of {len(values)} sampled values are {kind}"))
-        elif found:
-            plans.append(ColumnPlan(name, "scan", sampled=len(values), found=dict(found),
-                                    reason=f"{sum(found.values())} values found inside "
-                                           f"{len(values)} sampled texts"))
+    unknown = sorted(keep - set(sample.columns))
+    if unknown:
+        raise DeidError(f"--keep {unknown[0]}: the dataset has no such column; its columns "
+                        f"are {', '.join(sample.columns)}")
+    return [_plan_column(name, sample.get_column(name), config, scanner, name in keep)
+            for name in sample.columns]
+
+
+def _plan_column(name: str, series: pl.Series, config: DeidConfig, scanner: Scanner,
+                 kept: bool) -> ColumnPlan:
+    rule = config.columns.get(name)
+    suggested = hint(name)
+    if rule is not None and rule.action in ("drop", "keep", "generalise"):
+        return ColumnPlan(name, rule.action, rule.kind, rule.to, rule.width,
+                          reason="configured", hint=suggested)
+    values = [str(v).strip() for v in series.drop_nulls().head(config.sample_rows)]
+    values = [v for v in values if v]
+    whole: Counter[str] = Counter()
+    found: Counter[str] = Counter()
+    examples: dict[str, None] = {}
+    for value in values:
+        text, offset = _context_text(name, value)
+        spans = scanner.find(text)
+        found.update(kind for _, _, kind in spans)
+        for start, end, _ in spans:
+            if len(examples) < EXAMPLES:
+                examples[mask(text[max(start, offset):end])] = None
+        if len(spans) == 1 and spans[0][0] == offset and spans[0][1] == len(text):
+            whole[spans[0][2]] += 1
+    evidence = dict(found)
+    seen = (f"{sum(found.values())} values found in {len(values)} sampled values"
+            if found else f"nothing recognised in {len(values)} sampled values")
+    named = f"the name suggests {suggested}" if suggested else "the name suggests nothing"
+    top = whole.most_common(1)[0] if whole else None
+    majority = top if top and top[1] >= config.threshold * len(values) else None
+
+    def planned(action: str, kind: str | None, reason: str, shown: bool = True) -> ColumnPlan:
+        sample_shown = tuple(examples) if shown else ()
+        if action == "pseudonymise" and not sample_shown:
+            sample_shown = tuple(dict.fromkeys(mask(v) for v in values[:EXAMPLES]))
+        return ColumnPlan(name, action, kind, sampled=len(values), found=evidence,
+                          reason=reason, hint=suggested, examples=sample_shown)
+
+    if rule is not None and rule.action == "pseudonymise":
+        kind = rule.kind or (top[0] if top else suggested)
+        return planned("pseudonymise", kind, "configured")
+    if rule is not None and rule.action == "scan":
+        return planned("scan", None, "configured")
+    if kept:
+        return planned("keep", None, f"--keep ({named}; {seen})")
+    if rule is None and config.default == "keep":
+        return planned("keep", None, f"the config's default is keep ({named}; {seen})")
+    if majority:
+        kind, count = majority
+        why = f"{count} of {len(values)} sampled values are {kind}"
+        if suggested:
+            why += f"; {named}"
+        return planned("pseudonymise", kind, why)
+    if suggested:
+        kind = top[0] if top and suggested == "id" else suggested
+        if found:
+            why = f"{named}; {seen}"
         else:
-            plans.append(ColumnPlan(name, "keep", sampled=len(values),
-                                    reason="no personal data in the sample"))
-    return plans
+            why = (f"{named}; {seen}, pseudonymised anyway (--keep {name} keeps it in "
+                   "the clear)")
+        return planned("pseudonymise", kind, why)
+    if found:
+        return planned("scan", None, f"{seen}; the values found inside are replaced")
+    return planned("keep", None, f"no personal data: {seen}, and {named}", shown=False)
 
 
 # ---- the pure per-partition function -------------------------------------------------------
@@ -255,7 +313,7 @@ def deidentify(frame: pl.DataFrame, plan: Sequence[ColumnPlan], key: bytes,
     """Apply `plan` to one partition. Pure: same inputs, same outputs; no I/O."""
     if len(key) < MIN_KEY_BYTES:
         raise DeidError(f"the pseudonymisation key must be at least {MIN_KEY_BYTES} bytes")
-    scanner = scanner or Scanner()
+    scanner = scanner or Scanner(recall=True)
     report = PartitionReport(rows=frame.height)
     drop: list[str] = []
     columns: list[pl.Series] = []
@@ -348,33 +406,97 @@ def _generalise_column(series: pl.Series, step: ColumnPlan, col: ColumnReport) -
 # ---- files ---------------------------------------------------------------------------------
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# (partition, plan, key) -> (partition de-identified, its report): what each worker runs.
+Partitions = Callable[[Sequence[pl.DataFrame], Sequence[ColumnPlan], bytes],
+                      Iterator[tuple[pl.DataFrame, PartitionReport]]]
 
 
 def read_dataset(path: str | Path) -> pl.DataFrame:
-    """CSV (every column read as text, so leading zeros survive) or Parquet."""
+    """CSV (every column read as text, so leading zeros survive) or Parquet.
+
+    A file that does not parse is a `DeidError` naming the file, the row and the column.
+    """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DeidError(f"{path}: unknown format {path.suffix!r}; use .csv or .parquet")
+    if not path.is_file():
+        raise DeidError(f"{path}: no such file")
     try:
         if fmt == "csv":
             return pl.read_csv(path, infer_schema=False)
         return pl.read_parquet(path)
-    except FileNotFoundError as exc:
-        raise DeidError(f"{path}: no such file") from exc
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DeidError(f"{path}: cannot read it as {fmt}: {exc}") from exc
+        where = _csv_problem(path) if fmt == "csv" else None
+        if where:
+            raise DeidError(f"{path}: {where}") from None
+        raise DeidError(f"{path}: cannot read it as {fmt}: {exc}") from None
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Where a CSV stops parsing: the row (1 = the header) and column, and what is wrong."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        prefix = data[line_start:exc.start].decode("utf-8", "replace")
+        header = next(csv.reader(io.StringIO(data[:data.find(b"\n")].decode("utf-8",
+                                                                               "replace"))), [])
+        column = next(csv.reader(io.StringIO(prefix)), [""])
+        name = header[len(column) - 1] if 0 < len(column) <= len(header) else "?"
+        return (f"row {row}, column {len(column)} ({name!r}): not valid UTF-8 (byte "
+                f"0x{data[exc.start]:02x}); convert it first, e.g. iconv -f GB18030 -t UTF-8")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] = []
+    started = 1  # the line the row being read starts on
+    try:
+        for row in reader:
+            if not header:
+                header = row
+            elif len(row) > len(header):
+                return (f"row {started}, column {len(header) + 1}: {len(row)} fields where "
+                        f"the header has {len(header)} ({', '.join(header)}); quote values "
+                        "that contain commas")
+            started = reader.line_num + 1
+    except csv.Error as exc:
+        return (f"row {started}: {exc} (a quoted value that is never closed, or a quote "
+                "inside an unquoted value); double the quotes inside quoted values")
+    return None
 
 
 def write_dataset(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write `path` whole or not at all: into a temporary file beside it, then renamed."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DeidError(f"{path}: unknown output format {path.suffix!r}; use .csv or .parquet")
-    if fmt == "csv":
-        frame.write_csv(path)
-    else:
-        frame.write_parquet(path)
+    partial = path.with_name(f".{path.name}.partial")
+    frame = frame.rechunk()
+    try:
+        if fmt == "csv":
+            frame.write_csv(partial)
+        else:
+            frame.write_parquet(partial)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise DeidError(f"{path}: cannot write it ({exc.strerror})") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def check_output(source: str | Path, out: str | Path) -> Path:
+    """The output path, refused before any work when it cannot be right."""
+    out = Path(out)
+    if FORMATS.get(out.suffix.lower()) is None:
+        raise DeidError(f"{out}: unknown output format {out.suffix!r}; use .csv or .parquet")
+    if out.resolve() == Path(source).resolve():
+        raise DeidError(f"{out}: the output would overwrite the dataset; choose --out")
+    if not out.parent.is_dir():
+        raise DeidError(f"{out}: no such directory {out.parent}")
+    return out
 
 
 def default_output(path: str | Path) -> Path:
@@ -383,33 +505,51 @@ def default_output(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.deid{path.suffix}")
 
 
+def local_partitions(parts: Sequence[pl.DataFrame], plan: Sequence[ColumnPlan],
+                     key: bytes) -> Iterator[tuple[pl.DataFrame, PartitionReport]]:
+    """De-identify partitions one after the other in this process."""
+    scanner = Scanner(recall=True)
+    for part in parts:
+        yield deidentify(part, plan, key, scanner)
+
+
 def deid_dataset(
     source: str | Path,
     out: str | Path,
     key: bytes,
     config: DeidConfig | None = None,
     *,
+    keep: Iterable[str] = (),
     batch_rows: int = 20_000,
+    partitions: Partitions = local_partitions,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[ColumnPlan], PartitionReport]:
-    """Read `source`, plan from a sample, de-identify in batches, write `out`.
+    """Read `source`, plan from a sample, de-identify in partitions, write `out`.
 
-    `progress(rows_done, rows_total)` is called after each batch.
+    `partitions` runs the pure `deidentify` over the partitions, in order: here
+    (`local_partitions`) or on a Ray cluster (`deid_ray.ray_partitions`); the output is
+    the same bytes either way. `out` is written whole or not at all.
+    `progress(rows_done, rows_total)` is called after each partition.
     """
     config = config or DeidConfig()
+    out = check_output(source, out)
     frame = read_dataset(source)
-    plan = plan_columns(frame.head(config.sample_rows), config)
-    scanner = Scanner()
-    report = PartitionReport()
-    parts: list[pl.DataFrame] = []
+    plan = plan_columns(frame.head(config.sample_rows), config, keep=keep)
     total = frame.height
-    for offset in range(0, max(total, 1), batch_rows):
-        part, part_report = deidentify(frame.slice(offset, batch_rows), plan, key, scanner)
-        parts.append(part)
+    parts = [frame.slice(offset, batch_rows) for offset in range(0, max(total, 1), batch_rows)]
+    report = PartitionReport()
+    results: list[pl.DataFrame] = []
+    done = 0
+    for part, part_report in partitions(parts, plan, key):
+        results.append(part)
         report.merge(part_report)
+        done += part.height
         if progress:
-            progress(min(offset + batch_rows, total), total)
-    write_dataset(pl.concat(parts) if parts else frame, out)
+            progress(done, total)
+    if report.rows != total:
+        raise DeidError(f"{len(results)} partitions came back with {report.rows} of {total} "
+                        "rows; nothing was written")
+    write_dataset(pl.concat(results), out)
     return plan, report
 
 
@@ -436,7 +576,32 @@ def key_from(env: Mapping[str, str], name: str | None = None,
     return key
 
 
-def plan_summary(plan: Iterable[ColumnPlan]) -> list[dict[str, Any]]:
-    return [{"column": p.column, "action": p.action, "class": p.kind, "to": p.to,
-             "reason": p.reason} for p in plan]
+def describe(plan: Iterable[ColumnPlan], report: PartitionReport) -> dict[str, Any]:
+    """The report: per column its class, action and why, what the sample showed (counts and
+    masked examples, never a value in the clear) and what the run changed; and the list of
+    columns kept in the clear, each with its reason."""
+    columns: dict[str, Any] = {}
+    kept: dict[str, str] = {}
+    for step in plan:
+        counts = report.columns.get(step.column)
+        columns[step.column] = {
+            "action": step.action,
+            "class": step.kind,
+            "to": step.to,
+            "hint": step.hint,
+            "reason": step.reason,
+            "sampled": step.sampled,
+            "sample_found": {c: step.found[c] for c in CLASSES if step.found.get(c)},
+            "examples": list(step.examples),
+            "changed": counts.changed if counts else 0,
+            "found": ({c: counts.found[c] for c in sorted(counts.found, key=_class_order)
+                       if counts.found[c]} if counts else {}),
+            "unmapped": counts.unmapped if counts else 0,
+        }
+        if step.action == "keep":
+            kept[step.column] = step.reason
+    return {"rows": report.rows, "columns": columns, "kept": kept}
 
+
+def _class_order(kind: str) -> tuple[int, str]:
+    return (CLASSES.index(kind) if kind in CLASSES else len(CLASSES), kind)

@@ -114,6 +114,40 @@ def is_valid_international(digits: str) -> bool:
     return _calling_code(code)(national)
 
 
+@lru_cache(maxsize=512)
+def _possible_lengths(code: int) -> frozenset[int]:
+    """National-number lengths any region of a calling code may have (allocated or not)."""
+    lengths: set[int] = set()
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ()):
+        metadata = PhoneMetadata.metadata_for_region(region, None)
+        general = getattr(metadata, "general_desc", None)
+        lengths.update(getattr(general, "possible_length", None) or ())
+    return frozenset(n for n in lengths if n > 0)
+
+
+def is_plausible_international(digits: str) -> bool:
+    """`digits` (calling code + national number) has a known calling code and a national
+    number of a length possible there, in any range, allocated or not.
+
+    De-identification wants recall first: a number written with its calling code is a phone
+    number even when the metadata calls its range unallocated (or it was allocated after
+    the metadata). The gateway's scanner keeps `is_valid_international`.
+    """
+    n = len(digits)
+    for size in (1, 2, 3):
+        if n <= size:
+            return False
+        code = _CODE_PREFIXES.get(digits[:size])
+        if code is not None:
+            break
+    else:
+        return False
+    national = digits[size:]
+    if national[0] == "0" and code != 39 and code != 225:
+        national = national[1:]
+    return national.isdigit() and len(national) in _possible_lengths(code)
+
+
 def reference_is_valid(text: str, region: str | None = None) -> bool:
     """`phonenumbers`' own answer, for tests and tooling (slow: not for the hot path)."""
     try:

@@ -439,7 +439,49 @@ def _shorter_ends(value: str) -> list[int]:
     return ends
 
 
-HANDLERS: dict[str, Callable[[str, re.Match[str], list[Found]], None]] = {
+def _plus_recall(text: str, m: re.Match[str], out: list[Found]) -> None:
+    """`_plus`, then: a calling code and a possible length is enough (recall mode)."""
+    before = len(out)
+    _plus(text, m, out)
+    if len(out) > before:
+        return
+    start, value = m.start(), m.group()
+    for cut in (len(value), *_shorter_ends(value)):
+        if phones.is_plausible_international(_digits_of(value[1:cut])):
+            out.append((start, start + cut, "phone"))
+            return
+
+
+def _paren_recall(text: str, m: re.Match[str], out: list[Found]) -> None:
+    """`_paren`, then "(+852) 4123 4567" with a plausible calling code (recall mode)."""
+    before = len(out)
+    _paren(text, m, out)
+    if len(out) > before:
+        return
+    start, end = m.span()
+    value = text[start:end]
+    close = max(value.find(")"), value.find("）"))
+    code = _SEPARATORS.sub("", value[:close])
+    if (value[1] == "+" or code in ("852", "853", "86")) and phones.is_plausible_international(
+            _SEPARATORS.sub("", value)):
+        out.append((start, end, "phone"))
+
+
+def _num_recall(text: str, m: re.Match[str], out: list[Found]) -> None:
+    """`_num`, then "00852 4123 4567" with a plausible calling code (recall mode)."""
+    before = len(out)
+    _num(text, m, out)
+    if len(out) > before:
+        return
+    value = m.group()
+    digits = _digits_of(value)
+    if digits.startswith("00") and phones.is_plausible_international(digits[2:]):
+        out.append((m.start(), m.end(), "phone"))
+
+
+Handler = Callable[[str, re.Match[str], list[Found]], None]
+
+HANDLERS: dict[str, Handler] = {
     "id": _id,
     "iban": _iban,
     "title": _title,
@@ -453,13 +495,16 @@ HANDLERS: dict[str, Callable[[str, re.Match[str], list[Found]], None]] = {
     "ip4": _ip4,
     "num": _num,
 }
+# Recall mode (de-identification): numbers written with a calling code are phones even in
+# ranges the metadata calls unallocated. The same pattern and scan, other handlers.
+RECALL_HANDLERS: dict[str, Handler] = {
+    **HANDLERS, "plus": _plus_recall, "paren": _paren_recall, "num": _num_recall}
 
 
-def _scan(text: str, *, folded: bool) -> list[Found] | None:
+def _scan(text: str, *, folded: bool, handlers: dict[str, Handler]) -> list[Found] | None:
     """Every validated value in `text`; None when it meets a full-width letter or digit
     and `text` has not been `folded` yet."""
     out: list[Found] = []
-    handlers = HANDLERS
     pos = 0
     while True:
         for m in MASTER.finditer(text, pos):
@@ -483,12 +528,14 @@ def _scan(text: str, *, folded: bool) -> list[Found] | None:
             return out
 
 
-def find_all(text: str) -> list[Found]:
+def find_all(text: str, *, recall: bool = False) -> list[Found]:
     """Every validated value in `text`, possibly overlapping, offsets into `text`.
 
     Full-width forms are read as ASCII (`text.fold_width`, same length, so the offsets hold).
+    `recall`: the de-identification mode (see `RECALL_HANDLERS`).
     """
-    found = _scan(text, folded=False)
+    handlers = RECALL_HANDLERS if recall else HANDLERS
+    found = _scan(text, folded=False, handlers=handlers)
     if found is None:
-        found = _scan(fold_width(text), folded=True)
+        found = _scan(fold_width(text), folded=True, handlers=handlers)
     return found or []

@@ -102,17 +102,22 @@ class Scanner:
     ``Scanner().scan("call 9123 4567")`` -> ``Profile(spans=(Span(0, 5, 14, 'phone'),))``.
     Construction is cheap (the pattern is compiled once per process), scanning is pure CPU
     and thread-safe.
+
+    `recall=True` is de-identification's mode: recall before precision, so a number written
+    with a calling code is a phone even in a range the numbering plan calls unallocated.
+    The gateway keeps the default (precision: a false positive rewrites a prompt).
     """
 
-    def __init__(self, classes: Iterable[str] | None = None) -> None:
+    def __init__(self, classes: Iterable[str] | None = None, *, recall: bool = False) -> None:
         self.classes: frozenset[str] = (
             frozenset(CLASSES) if classes is None else check_classes(classes)
         )
         self._all = self.classes == frozenset(CLASSES)
+        self.recall = recall
 
     def find(self, text: str) -> list[Found]:
         """(start, end, class) of every value of the scanner's classes, in text order."""
-        kept = resolve(find_all(text))
+        kept = resolve(find_all(text, recall=self.recall))
         if self._all:
             return kept
         wanted = self.classes
@@ -135,4 +140,4 @@ class Scanner:
 
     def __repr__(self) -> str:
         names = "all" if self._all else ",".join(c for c in CLASSES if c in self.classes)
-        return f"Scanner(classes={names})"
+        return f"Scanner(classes={names}{', recall=True' if self.recall else ''})"

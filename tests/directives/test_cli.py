@@ -201,7 +201,7 @@ def served(deployment: tuple[Path, config.Settings, Store]) -> Iterator[Served]:
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while not server.started:
         assert time.monotonic() < deadline, "the admin API did not start"
         time.sleep(0.01)

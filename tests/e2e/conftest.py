@@ -58,7 +58,7 @@ class Process:
 
 
 def start(args: list[str], *, port: int, ready_path: str, log: Path,
-          env: dict[str, str] | None = None, timeout: float = 30.0) -> Process:
+          env: dict[str, str] | None = None, timeout: float = 120.0) -> Process:
     """Start a process and wait until GET ready_path answers."""
     handle = log.open("wb")
     proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,

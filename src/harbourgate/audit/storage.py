@@ -218,6 +218,17 @@ class PostgresWriter(Writer):
         return caught_up, [bytes(leaf) for _, leaf in waiting]
 
 
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a database error says the stored data is damaged (not merely unreachable):
+    SQLite's malformed image or foreign file, PostgreSQL's class XX data/index corruption."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None)
+    if code:
+        return str(code) in ("XX001", "XX002")
+    text = str(orig).lower()
+    return "malformed" in text or "not a database" in text
+
+
 def writer_for(engine: sa.Engine) -> Writer:
     return SqliteWriter(engine) if engine.dialect.name == "sqlite" else PostgresWriter(engine)
 
@@ -226,6 +237,22 @@ def inline_writer_for(engine: sa.Engine) -> SqliteWriter | None:
     """The writer an event loop may use itself: SQLite only, whose commit is a local write
     of microseconds; a network database stays on the writer thread."""
     return SqliteWriter(engine, wait=False) if engine.dialect.name == "sqlite" else None
+
+
+def insert_entry(conn: sa.Connection, row: Row) -> int | None:
+    """Insert one entry in the caller's transaction; its leaf index on SQLite (the next
+    one: the insert holds the file's write lock), None on PostgreSQL (integrated later)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(ENTRIES.insert().values(id=row.id, leaf=row.leaf,
+                                             created_at=row.created_at))
+        return None
+    conn.execute(sa.text(
+        "INSERT INTO audit_entries (id, idx, leaf, created_at) "
+        "SELECT :id, COALESCE(MAX(idx) + 1, 0), :leaf, :created_at FROM audit_entries"
+    ).bindparams(sa.bindparam("leaf", type_=sa.LargeBinary)),
+        {"id": row.id, "leaf": row.leaf, "created_at": row.created_at})
+    index: int = conn.execute(sa.select(ENTRIES.c.idx).where(ENTRIES.c.id == row.id)).scalar_one()
+    return index
 
 
 # --- reads through the pool ----------------------------------------------------------------

@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter
 
 from harbourgate import config
@@ -77,11 +78,11 @@ def _demo_key(settings: config.Settings, store: Store, audit: AuditLog) -> list[
         return []
     if path.exists():
         return [f"Demo API key (application {app_id}): {path.read_text().strip()}"]
-    with store.engine.begin() as conn:
+    with store.engine.begin() as conn:  # the key and its audit entry commit together
         issued = registry.issue_key(conn, app_id)
         registry.bump_state_version(conn)
-    audit.append_sync({"kind": "admin", "action": "key.issue", "actor": "demo-default",
-                       "application_id": app_id, "key_id": issued.record.id})
+        audit.record_in(conn, {"kind": "admin", "action": "key.issue", "actor": "demo-default",
+                               "application_id": app_id, "key_id": issued.record.id})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(issued.key + "\n")
@@ -124,14 +125,16 @@ class Harbourgate:
         router.include_router(audit_router(lambda: self.audit))
         return router
 
-    def _audit_admin(self, action: str, details: dict[str, Any]) -> str:
-        return self.audit.append_sync({"kind": "admin", "action": action, **details})
+    def _audit_admin(self, conn: sa.Connection, action: str, details: dict[str, Any]) -> str:
+        return self.audit.record_in(conn, {"kind": "admin", "action": action, **details})
 
     async def _ready(self) -> tuple[bool, dict[str, Any]]:
         try:
             await asyncio.to_thread(self.store.ping)
         except Exception as exc:
             return False, {"storage": f"unreachable: {exc}"}
+        if self.audit.damage:
+            return False, {"storage": "ok", "audit": f"damaged: {self.audit.damage}"}
         if self.audit.failure:
             return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}"}
         return True, {"storage": "ok", "audit": "ok"}

@@ -30,6 +30,8 @@ from harbourgate.privacy import Scanner
 from harbourgate.providers.base import build_upstreams
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
+from harbourgate.witness import PATHS as WITNESS_PATHS
+from harbourgate.witness import Witness
 
 log = logging.getLogger("harbourgate")
 
@@ -109,12 +111,15 @@ class Harbourgate:
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),
             routers=[self._audit_routes()])
+        self.witness = Witness(self.audit) if settings.audit.public else None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if scope["path"].startswith("/admin/"):
                 await self.admin(_json_by_default(scope), receive, send)
+            elif self.witness is not None and scope["path"] in WITNESS_PATHS:
+                await self.witness(scope, receive, send)
             else:
                 await self.gateway(scope, receive, send)
         elif scope["type"] == "lifespan":

@@ -69,6 +69,29 @@ class Report:
         """Integrated entries after the latest checkpoint (signed within a second)."""
         return max(0, self.entries - (self.latest_checkpoint or 0))
 
+    @property
+    def what_to_do(self) -> list[str]:
+        """The operator's next steps for a failed verification (empty when ok)."""
+        if self.ok:
+            return []
+        signed = self.latest_checkpoint
+        return [
+            "The gateway refuses to sign checkpoints or record answers while the log "
+            "contradicts its signed checkpoints: it answers 503 audit_unavailable and "
+            "/readyz names the damage. Nothing is lost by waiting.",
+            "1. Stop every replica, and keep a copy of the damaged database (with its -wal "
+            "file on SQLite) for the investigation.",
+            "2. Restore the database from the latest backup "
+            + (f"that holds at least the {signed} entries of checkpoint {signed}"
+               if signed else "") + "; `harbourgate audit verify` on the restored copy must "
+            "say OK.",
+            "3. Start the gateway again: it checks the log against the last signed checkpoint "
+            "before it signs or records anything.",
+            "4. With no such backup, the log cannot be continued: move the database aside, "
+            "start a new log (a new database and signing key), and publish this report with "
+            "the last good checkpoint, so that witnesses know why the log restarted.",
+        ]
+
     def add(self, kind: str, message: str, entry_id: str | None = None,
             index: int | None = None) -> None:
         self.findings.append(Finding(kind, message, entry_id, index))
@@ -78,7 +101,8 @@ class Report:
                 "root": base64.b64encode(self.root).decode(),
                 "checkpoints": self.checkpoints, "latest_checkpoint": self.latest_checkpoint,
                 "saved_checkpoint": self.saved_checkpoint, "pending": self.pending,
-                "unsigned": self.unsigned, "findings": [asdict(f) for f in self.findings]}
+                "unsigned": self.unsigned, "findings": [asdict(f) for f in self.findings],
+                "what_to_do": self.what_to_do}
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def test_a_bad_seed_application_names_its_key(store: Store, entry: dict[str, Any
 
 @pytest.mark.parametrize(("entry", "key", "message"), [
     ({"id": "p", "name": "P", "jurisdiction": "hk"}, "sandbox.participants[0].jurisdiction",
-     "two upper-case letters"),
+     "'hk' is not an ISO 3166-1 alpha-2 code (write it in capitals: HK)"),
     ({"id": "p", "name": "P"}, "sandbox.participants[0].jurisdiction", "is required"),
     ({"id": "p", "jurisdiction": "HK", "status": "banned"}, "sandbox.participants[0].status",
      "must be one of admitted, suspended"),

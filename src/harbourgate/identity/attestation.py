@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import orjson
 
+from harbourgate import geo
 from harbourgate.config import VerifierSettings
 from harbourgate.identity.jwks import (
     EDDSA,
@@ -60,23 +61,7 @@ __all__ = [
 MAX_TOKEN_BYTES: Final = 8192
 DEFAULT_LEEWAY: Final = 60.0
 
-# ISO 3166-1 alpha-2, all 249 officially assigned codes, plus XK (Kosovo), the user-assigned
-# code that identity documents and verifiers use in practice.
-_ISO_CODES = """
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
-BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
-DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
-GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
-KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
-MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
-PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
-SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
-VN VU WF WS YE YT ZA ZM ZW XK
-"""
-ISO_3166_ALPHA2: Final = frozenset(_ISO_CODES.split())
-
-# Codes people write that ISO 3166-1 does not assign, and what they almost always mean.
-_LOOKALIKES: Final = {"UK": "GB", "EL": "GR", "EU": None, "UN": None}
+ISO_3166_ALPHA2: Final = geo.COUNTRIES  # the one list (`harbourgate.geo`)
 
 _ACCEPTED_ALGS: Final = (EDDSA, ES256)
 _LATEST_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z
@@ -419,17 +404,12 @@ def _time_claim(claims: Mapping[str, Any], name: str, required: bool = False) ->
 
 
 def _country(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise _claim_error(name, f"must be an ISO 3166-1 alpha-2 code such as \"HK\", not "
-                                 f"{type(value).__name__}")
-    code = value.upper()
-    if code not in ISO_3166_ALPHA2:
-        hint = ""
-        if code in _LOOKALIKES:
-            right = _LOOKALIKES[code]
-            hint = f" (use {right})" if right else " (it is not a country)"
-        raise _claim_error(name, f"{value!r} is not an ISO 3166-1 alpha-2 code{hint}")
-    return code
+    """Exactly an assigned code: `uſ` and `ıs`, which `str.upper()` turns into US and IS,
+    are refused like any other string that is not one."""
+    try:
+        return geo.normalise_country(value)
+    except ValueError as exc:
+        raise _claim_error(name, str(exc)) from None
 
 
 def _nationality(value: Any) -> tuple[str, ...]:

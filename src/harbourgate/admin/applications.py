@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.errors import invalid
+from harbourgate.admin.errors import CONFLICT, invalid
 from harbourgate.admin.schemas import (
     ApplicationChanged,
     ApplicationIn,
@@ -25,7 +25,8 @@ from harbourgate.store.errors import InvalidReference
 router = APIRouter(tags=["applications"])
 
 
-@router.post("/admin/v1/applications", status_code=201, response_model=ApplicationChanged)
+@router.post("/admin/v1/applications", status_code=201, response_model=ApplicationChanged,
+             responses=CONFLICT)
 def register_application(body: ApplicationIn, actor: Operator,
                          services: Services) -> ApplicationChanged:
     """Register an application; the answer carries the tier the policy gives it."""

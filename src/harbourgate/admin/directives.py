@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.errors import invalid
+from harbourgate.admin.errors import CONFLICT, invalid
 from harbourgate.admin.policy import NEEDS_POLICY, directive_out, problems_error
 from harbourgate.admin.records import parse_since, recorded_requests
 from harbourgate.admin.schemas import DirectiveChanged, DirectiveList, DirectiveOut, SimulateIn
@@ -35,7 +35,8 @@ _EXAMPLE = {
 }
 
 
-@router.post("/admin/v1/directives", status_code=201, response_model=DirectiveChanged)
+@router.post("/admin/v1/directives", status_code=201, response_model=DirectiveChanged,
+             responses=CONFLICT)
 def issue_directive(actor: Operator, services: Services,
                     document: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
         ) -> dict[str, Any]:

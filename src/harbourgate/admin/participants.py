@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
+from harbourgate.admin.errors import CONFLICT
 from harbourgate.admin.schemas import (
     ParticipantChanged,
     ParticipantIn,
@@ -21,7 +22,8 @@ from harbourgate.store import registry
 router = APIRouter(tags=["participants"])
 
 
-@router.post("/admin/v1/participants", status_code=201, response_model=ParticipantChanged)
+@router.post("/admin/v1/participants", status_code=201, response_model=ParticipantChanged,
+             responses=CONFLICT)
 def admit_participant(body: ParticipantIn, actor: Operator,
                       services: Services) -> ParticipantChanged:
     """Admit an organisation to the sandbox."""

@@ -22,6 +22,7 @@ from harbourgate.audit import merkle, storage
 from harbourgate.audit.errors import LogDamagedError
 from harbourgate.audit.log import AuditLog
 from harbourgate.audit.note import open_checkpoint
+from harbourgate.audit.verify import verify_log
 
 MakeLog = Callable[..., AuditLog]
 ENTRIES = 600  # two complete tiles of 256 and part of a third
@@ -198,3 +199,40 @@ def _replace(url: str, old: str, new: str) -> str:
     if url.startswith("sqlite"):
         return f"CAST(replace(leaf, '{old}', '{new}') AS BLOB)"
     return f"convert_to(replace(convert_from(leaf, 'UTF8'), '{old}', '{new}'), 'UTF8')"
+
+
+def test_damage_found_by_one_process_stops_the_others_and_outlives_a_restart(
+        database_url: str, make_log: MakeLog) -> None:
+    """The entries and checkpoint signed last are deleted together: the stored log looks
+    whole again, but the process that signed them knows. It records the damage in the
+    database, every other process adopts it, and a restart does not forget it; a database
+    restored from before the damage holds no such record."""
+    a = make_log(database_url)
+    b = make_log(database_url, poll_interval=0.05)
+    _fill(a, 300)
+    _fill(a, 1)
+    _execute(a, "DELETE FROM audit_entries WHERE idx >= 300")
+    _execute(a, "DELETE FROM audit_checkpoints WHERE tree_size > 300")
+    with pytest.raises(LogDamagedError):
+        a._sign()
+    found = a.damage
+    assert found is not None
+    for _ in range(1200):  # b's writer reads the record within its poll interval
+        if b.damage is not None:
+            break
+        time.sleep(0.1)
+    assert b.damage is not None and b.damage.startswith(found)
+    with pytest.raises(LogDamagedError):
+        b.append_sync({"decision": "allow"})
+    a.close()
+    b.close()
+    again = make_log(database_url)
+    assert again.damage is not None and again.damage.startswith(found)
+    report = verify_log(again.engine, again.signer.verifier, origin=again.origin)
+    assert [f.kind for f in report.findings] == ["recorded_damage"]
+    assert report.findings[0].message.startswith("a running gateway found the log damaged at ")
+    again.close()
+    _execute(again, "DELETE FROM audit_state")  # as a restored backup would be
+    restored = make_log(database_url)
+    assert restored.damage is None
+    restored.append_sync({"decision": "allow", "after": "restore"})

@@ -95,6 +95,7 @@ class AuditLog:
         self._failed: BaseException | None = None
         self._damage: str | None = None
         self._verified = 0  # stored leaves below this index were checked against the tree
+        self._damage_checked_at = 0.0
         self._sign_lock = threading.Lock()
         self._last_checkpoint: SignedCheckpoint | None = None
         self._last_checkpoint_at = 0.0
@@ -157,11 +158,24 @@ class AuditLog:
         return self._damage
 
     def _damaged(self, what: str) -> LogDamagedError:
-        """Record the damage (the first one found stays) and return the error to raise."""
+        """Record the damage (the first one found stays), in this process and in the
+        database for every other (`audit_state`), and return the error to raise."""
         if self._damage is None:
             self._damage = (f"{what}; nothing is signed or recorded until the database is "
                             "restored: run `harbourgate audit verify` for what to do")
+            with contextlib.suppress(Exception):  # a corrupt database may refuse it too
+                storage.record_damage(self.engine, self._damage, record.timestamp())
         return LogDamagedError(self._damage)
+
+    def _check_recorded_damage(self) -> None:
+        """Adopt a damage another process found (read at start and on every idle turn of
+        the writer thread, so every process stops within `poll_interval`)."""
+        if self._damage is not None:
+            return
+        with contextlib.suppress(Exception):  # unreachable: the writer reports that itself
+            found = storage.recorded_damage(self.engine)
+            if found is not None:
+                self._damage = f"{found[0]} (found at {found[1]})"
 
     def _check_consistency(self, *, start: bool = False) -> None:
         """Raise `LogDamagedError` unless the stored tree extends the latest signed
@@ -174,6 +188,7 @@ class AuditLog:
         the tree's. At `start` the whole tree is read from storage first; a leaf changed
         below the last check while running is caught by the next start or proof.
         """
+        self._check_recorded_damage()
         if self._damage is not None:
             raise LogDamagedError(self._damage)
         corrupt: tuple[type[BaseException], ...] = (
@@ -365,6 +380,9 @@ class AuditLog:
                     self._in_flight = len(batch)
                     closing = self._closing and not self._queue
                     self._wake_space_waiters()
+                if time.monotonic() - self._damage_checked_at >= self.poll_interval:
+                    self._damage_checked_at = time.monotonic()
+                    self._check_recorded_damage()
                 if batch:
                     self._write(batch)
                 self._integrate_and_checkpoint(force=closing)
@@ -495,6 +513,8 @@ class AuditLog:
             self._in_flight = max(0, self._in_flight - len(batch))
 
     def _integrate_and_checkpoint(self, force: bool = False) -> None:
+        if self._damage is not None:
+            return  # no index is handed out on a log that contradicts its checkpoints
         if not self._writer.integrates_on_write:
             try:
                 if self._writer.try_lock():

@@ -218,6 +218,29 @@ class PostgresWriter(Writer):
         return caught_up, [bytes(leaf) for _, leaf in waiting]
 
 
+def record_damage(engine: sa.Engine, damage: str, detected_at: str) -> None:
+    """Keep the first damage found, for every process (`audit_state`)."""
+    state = schema.audit_state
+    try:
+        with engine.begin() as conn:
+            conn.execute(state.insert().values(id=1, damage=damage, detected_at=detected_at))
+        return
+    except sa.exc.IntegrityError:
+        pass  # the row exists (another process recorded a damage, or it was cleared)
+    with engine.begin() as conn:
+        conn.execute(state.update().where(state.c.id == 1, state.c.damage.is_(None))
+                     .values(damage=damage, detected_at=detected_at))
+
+
+def recorded_damage(engine: sa.Engine) -> tuple[str, str] | None:
+    """The damage some process recorded, and when; None while there is none."""
+    state = schema.audit_state
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(state.c.damage, state.c.detected_at)
+                           .where(state.c.id == 1)).first()
+    return None if row is None or row.damage is None else (row.damage, row.detected_at)
+
+
 def is_corruption(exc: BaseException) -> bool:
     """Whether a database error says the stored data is damaged (not merely unreachable):
     SQLite's malformed image or foreign file, PostgreSQL's class XX data/index corruption."""

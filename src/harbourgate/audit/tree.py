@@ -135,13 +135,14 @@ class TreeCache:
 
         `TreeCorruptionError` when one was changed or deleted (a gap in the indices may
         surface as the reader's own error). The tiles are re-read, not taken from cache,
-        and the incomplete last tile is read whole (at most 255 leaves), so a deletion of
-        the tail is caught however far back it reaches.
+        and the tile of the last leaf is always read whole (at most 256 leaves), so a
+        deletion of the tail is caught however far back it reaches.
         """
         with self._lock:
             self._check_size(end)
-            if start >= end:
+            if end == 0:
                 return
+            start = min(start, end - 1)  # the tile of the last leaf, always
             complete = len(self._levels[0])
             for tile in range(start // TILE, min(complete, -(-end // TILE))):
                 self._tiles.pop(tile, None)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from harbourgate.audit import merkle
 from harbourgate.audit.note import NoteError, SignatureError, Verifier, open_checkpoint
+from harbourgate.audit.storage import recorded_damage
 
 _CHUNK = 20_000
 
@@ -43,6 +44,7 @@ class Finding:
     """One thing wrong with the log: what, where, and in words."""
 
     kind: str  # corrupt | deleted | modified | reordered | inserted | root_mismatch | signature
+    #            | recorded_damage (a gateway found damage while running; it stays closed)
     message: str
     entry_id: str | None = None
     index: int | None = None
@@ -146,6 +148,11 @@ def verify_log(engine: sa.Engine, verifier: Verifier, *, origin: str | None = No
         if not {"audit_entries", "audit_checkpoints"} <= tables:
             raise VerifyInputError("this database holds no audit log (no audit_entries "
                                    "table); check --config or the database URL")
+        if "audit_state" in tables:
+            found = recorded_damage(engine)
+            if found is not None:
+                report.add("recorded_damage", f"a running gateway found the log damaged at "
+                           f"{found[1]} and stopped signing and recording: {found[0]}")
         signed = _stored_checkpoints(engine, verifier, origin, report)
         if saved is not None:
             signed.append(saved)

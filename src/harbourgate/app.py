@@ -51,14 +51,13 @@ def prepare(settings: config.Settings) -> list[str]:
         audit = AuditLog.open(settings, store)  # creates the signing key on first start
         audit.start()
         try:
-            seeded = registry.apply_seed(store.engine, settings.sandbox,
-                                         route_names=[r.name for r in settings.routes],
-                                         source=settings.source)
-            if seeded.changed:
-                audit.append_sync({"kind": "admin", "action": "sandbox.seed",
-                                   "actor": "config", "source": settings.source,
-                                   "participants": list(seeded.participants),
-                                   "applications": list(seeded.applications)})
+            registry.apply_seed(  # what it inserts and its audit entry commit together
+                store.engine, settings.sandbox, route_names=[r.name for r in settings.routes],
+                source=settings.source,
+                audit=lambda conn, seeded: audit.record_in(conn, {
+                    "kind": "admin", "action": "sandbox.seed", "actor": "config",
+                    "source": settings.source, "participants": list(seeded.participants),
+                    "applications": list(seeded.applications)}))
             if settings.source == "<embedded default>":
                 lines += _demo_key(settings, store, audit)
         finally:

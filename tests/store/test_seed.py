@@ -36,6 +36,27 @@ def test_the_default_seed_is_inserted_once(store: Store) -> None:
     assert app.model_preference == ("fable-5", "mythos-5", "glm-5.2", "qwen-local")
 
 
+def test_the_seed_and_its_audit_entry_commit_together(store: Store) -> None:
+    recorded: list[registry.SeedResult] = []
+
+    def refuse(_conn: Any, result: registry.SeedResult) -> None:
+        recorded.append(result)
+        raise RuntimeError("the audit log cannot record")
+
+    with pytest.raises(RuntimeError, match="cannot record"):
+        registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES, audit=refuse)
+    assert recorded[0].participants == ("acme",)
+    with store.read() as conn:
+        assert registry.list_participants(conn) == []
+    assert store.state_version() == 0
+    kept = registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES,
+                               audit=lambda _conn, result: recorded.append(result))
+    assert kept.changed and recorded[-1] == kept
+    registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES,
+                        audit=lambda _conn, result: recorded.append(result))
+    assert len(recorded) == 2  # nothing inserted, nothing audited
+
+
 def test_the_seed_never_overwrites_admin_changes(store: Store) -> None:
     registry.apply_seed(store.engine, DEFAULT)
     with store.change() as conn:

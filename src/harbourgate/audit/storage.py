@@ -300,6 +300,14 @@ def iter_leaves(engine: sa.Engine, start: int, chunk: int = 10_000) -> Iterator[
         start += chunk
 
 
+def count_integrated(engine: sa.Engine, start: int, end: int) -> int:
+    """How many entries hold a leaf index in start..end-1 (an index-only count)."""
+    query = sa.select(sa.func.count()).select_from(ENTRIES).where(
+        ENTRIES.c.idx >= start, ENTRIES.c.idx < end)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 def find_entry(engine: sa.Engine, entry_id: str) -> StoredEntry | None:
     query = sa.select(ENTRIES.c.seq, ENTRIES.c.id, ENTRIES.c.idx, ENTRIES.c.leaf).where(
         ENTRIES.c.id == entry_id)

@@ -130,35 +130,28 @@ class TreeCache:
             self._tiles.popitem(last=False)
         return levels
 
-    def verify_stored(self, start: int, end: int) -> None:
-        """Read the stored leaves at start..end-1 back and check them against the tree.
-
-        `TreeCorruptionError` when one was changed or deleted (a gap in the indices may
-        surface as the reader's own error). The tiles are re-read, not taken from cache,
-        and the tile of the last leaf is always read whole (at most 256 leaves), so a
-        deletion of the tail is caught however far back it reaches.
-        """
+    def verify_tail(self, end: int) -> None:
+        """Read the stored tile that holds leaf `end` - 1 back (at most 256 leaves) and check
+        it against the tree: `TreeCorruptionError` when a leaf of it was changed or deleted
+        (a gap in the indices may surface as the reader's own error)."""
         with self._lock:
             self._check_size(end)
             if end == 0:
                 return
-            start = min(start, end - 1)  # the tile of the last leaf, always
-            complete = len(self._levels[0])
-            for tile in range(start // TILE, min(complete, -(-end // TILE))):
+            tile = (end - 1) // TILE
+            if tile < len(self._levels[0]):  # complete: re-read, not taken from the cache
                 self._tiles.pop(tile, None)
                 self._tile_levels(tile)
-            low = complete * TILE
-            if low < end:
-                stored = [merkle.leaf_hash(leaf) for leaf in self._read_leaves(low, end)]
-                held = self._tail[:end - low]
-                if stored != held:
-                    first = low + next((i for i, (a, b) in enumerate(zip(stored, held,
-                                                                           strict=False))
-                                        if a != b), min(len(stored), len(held)))
-                    raise TreeCorruptionError(
-                        f"the stored entry at index {first} no longer hashes to the tree "
-                        "this process integrated (changed or deleted); run "
-                        "`harbourgate audit verify`")
+                return
+            low = tile * TILE
+            stored = [merkle.leaf_hash(leaf) for leaf in self._read_leaves(low, end)]
+            held = self._tail[:end - low]
+            if stored != held:
+                first = low + next((i for i, (a, b) in enumerate(zip(stored, held, strict=False))
+                                    if a != b), min(len(stored), len(held)))
+                raise TreeCorruptionError(
+                    f"the stored entry at index {first} no longer hashes to the tree this "
+                    "process integrated (changed or deleted); run `harbourgate audit verify`")
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self._lock:

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from fastapi import APIRouter
 
 from harbourgate import config
@@ -38,6 +39,8 @@ from harbourgate.quotas.setup import open_gate
 from harbourgate.runtime import Runtime, load_bundle
 from harbourgate.store import Store, registry
 from harbourgate.store.seed import apply_quota_seed
+from harbourgate.witness import PATHS as WITNESS_PATHS
+from harbourgate.witness import Witness
 
 log = logging.getLogger("harbourgate")
 
@@ -57,18 +60,18 @@ def prepare(settings: config.Settings) -> list[str]:
         audit = AuditLog.open(settings, store)  # creates the signing key on first start
         audit.start()
         try:
-            seeded = registry.apply_seed(store.engine, settings.sandbox,
-                                         route_names=[r.name for r in settings.routes],
-                                         source=settings.source)
-            if seeded.changed:
-                audit.append_sync({"kind": "admin", "action": "sandbox.seed",
-                                   "actor": "config", "source": settings.source,
-                                   "participants": list(seeded.participants),
-                                   "applications": list(seeded.applications)})
-            quotas = apply_quota_seed(store.engine, settings.quotas, source=settings.source)
-            if quotas:
-                audit.append_sync({"kind": "admin", "action": "quotas.seed", "actor": "config",
-                                   "source": settings.source, "quotas": quotas})
+            registry.apply_seed(  # what it inserts and its audit entry commit together
+                store.engine, settings.sandbox, route_names=[r.name for r in settings.routes],
+                source=settings.source,
+                audit=lambda conn, seeded: audit.record_in(conn, {
+                    "kind": "admin", "action": "sandbox.seed", "actor": "config",
+                    "source": settings.source, "participants": list(seeded.participants),
+                    "applications": list(seeded.applications)}))
+            apply_quota_seed(
+                store.engine, settings.quotas, source=settings.source,
+                audit=lambda conn, ids: audit.record_in(conn, {
+                    "kind": "admin", "action": "quotas.seed", "actor": "config",
+                    "source": settings.source, "quotas": ids}))
             if settings.source == "<embedded default>":
                 lines += _demo_key(settings, store, audit)
         finally:
@@ -90,11 +93,11 @@ def _demo_key(settings: config.Settings, store: Store, audit: AuditLog) -> list[
         return []
     if path.exists():
         return [f"Demo API key (application {app_id}): {path.read_text().strip()}"]
-    with store.engine.begin() as conn:
+    with store.engine.begin() as conn:  # the key and its audit entry commit together
         issued = registry.issue_key(conn, app_id)
         registry.bump_state_version(conn)
-    audit.append_sync({"kind": "admin", "action": "key.issue", "actor": "demo-default",
-                       "application_id": app_id, "key_id": issued.record.id})
+        audit.record_in(conn, {"kind": "admin", "action": "key.issue", "actor": "demo-default",
+                               "application_id": app_id, "key_id": issued.record.id})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(issued.key + "\n")
@@ -126,6 +129,7 @@ class Harbourgate:
                                       audit=self._audit_admin),
             routers=[self._audit_routes(), pools_router(lambda: self.upstreams)])
         self.console = Console()
+        self.witness = Witness(self.audit) if settings.audit.public else None
         self._tasks: list[asyncio.Task[None]] = []
         self._gauges: metrics.GaugeTracker | None = None
 
@@ -136,6 +140,8 @@ class Harbourgate:
                                            self.settings.limits.max_body_bytes)
                 if body is not None:
                     await self.admin(_json_by_default(scope), _replay(body, receive), send)
+            elif self.witness is not None and scope["path"] in WITNESS_PATHS:
+                await self.witness(scope, receive, send)
             elif scope["path"] == PREFIX or scope["path"].startswith(PREFIX + "/"):
                 await self.console(scope, receive, send)
             else:
@@ -148,14 +154,16 @@ class Harbourgate:
         router.include_router(audit_router(lambda: self.audit))
         return router
 
-    def _audit_admin(self, action: str, details: dict[str, Any]) -> str:
-        return self.audit.append_sync({"kind": "admin", "action": action, **details})
+    def _audit_admin(self, conn: sa.Connection, action: str, details: dict[str, Any]) -> str:
+        return self.audit.record_in(conn, {"kind": "admin", "action": action, **details})
 
     async def _ready(self) -> tuple[bool, dict[str, Any]]:
         try:
             await asyncio.to_thread(self.store.ping)
         except Exception as exc:
             return False, {"storage": f"unreachable: {exc}"}
+        if self.audit.damage:
+            return False, {"storage": "ok", "audit": f"damaged: {self.audit.damage}"}
         quotas_ready, quotas = await asyncio.to_thread(self.quota_gate.check)
         if self.audit.failure:
             return False, {"storage": "ok", "audit": f"writer stopped: {self.audit.failure}",

@@ -160,6 +160,7 @@ class ServerSettings:
 class AuditSettings:
     origin: str = "harbourgate.local/audit"
     signing_key: str | None = None  # path to an Ed25519 PEM key; default: data_dir/audit-key.pem
+    public: bool = True  # GET /audit/checkpoint and /audit/key without authentication
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -34,7 +34,7 @@ class Recorder:
     def on_change(self) -> None:
         self.events.append(("change",))
 
-    def audit(self, action: str, details: dict[str, Any]) -> str:
+    def audit(self, _conn: Any, action: str, details: dict[str, Any]) -> str:
         self.events.append(("audit", action, details))
         return f"aud_{len(self.audits):04d}"
 

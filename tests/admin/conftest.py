@@ -93,8 +93,8 @@ def runtime(settings: config.Settings, store: Store) -> Runtime:
 @pytest.fixture
 def live(runtime: Runtime, audit_log: AuditLog) -> Iterator[TestClient]:
     """The admin API as `harbourgate serve` assembles it (`AdminServices.for_runtime`)."""
-    def audit(action: str, details: dict[str, Any]) -> str:
-        return audit_log.append_sync({"kind": "admin", "action": action, **details})
+    def audit(conn: Any, action: str, details: dict[str, Any]) -> str:
+        return audit_log.record_in(conn, {"kind": "admin", "action": action, **details})
 
     services = AdminServices.for_runtime(
         runtime, tokens=(config.AdminToken(OPERATOR_TOKEN, "operator"),

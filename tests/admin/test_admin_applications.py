@@ -85,7 +85,8 @@ def test_a_duplicate_id_is_409(client: TestClient, research: dict[str, Any]) -> 
     ({"use_cases": "research.b2b"}, "use_cases", "use_cases: input should be a valid list"),
     ({"data_categories": ["shoe_size"]}, "data_categories",
      "data_categories[0]: 'shoe_size' is not a known data category"),
-    ({"data_origin": "cn"}, "data_origin", "data_origin: must be an ISO 3166-1 alpha-2"),
+    ({"data_origin": "cn"}, "data_origin", "data_origin: 'cn' is not an ISO 3166-1 alpha-2 "
+     "code (write it in capitals: CN)"),
     ({"model_preference": ["fable-5", "gpt-9"]}, "model_preference",
      "model_preference[1]: 'gpt-9' is not a known model route; known routes: fable-5, glm-5.2, "
      "mythos-5, qwen-local"),

@@ -22,9 +22,9 @@ def test_admitting_answers_the_participant_and_its_audit_id(
     assert body == {"id": "acme-research", "name": "Acme Research", "jurisdiction": "HK",
                     "status": "admitted", "screening": "clear", "created_at": body["created_at"],
                     "updated_at": body["created_at"], "audit_id": "aud_0001"}
-    # committed (version bumped), then the runtime reloaded, then the action audited
+    # audited in the change's own transaction (version bumped), then the runtime reloaded
     assert store.state_version() == 1
-    assert recorder.events[0] == ("change",)
+    assert [e[0] for e in recorder.events] == ["audit", "change"]
     action, details = recorder.audits[0]
     assert action == "participant.admit"
     assert details["participant"]["id"] == "acme-research"
@@ -61,9 +61,13 @@ def test_a_second_participant_of_the_same_name_gets_its_own_id(client: TestClien
 
 @pytest.mark.parametrize(("body", "param", "message"), [
     ({"name": "A", "jurisdiction": "hk"}, "jurisdiction",
-     "jurisdiction: must be an ISO 3166-1 alpha-2 country code (two upper-case letters, "
-     "e.g. HK), not 'hk'"),
-    ({"name": "A", "jurisdiction": "HKG"}, "jurisdiction", "jurisdiction: must be an ISO"),
+     "jurisdiction: 'hk' is not an ISO 3166-1 alpha-2 code (write it in capitals: HK)"),
+    ({"name": "A", "jurisdiction": "HKG"}, "jurisdiction",
+     "jurisdiction: 'HKG' is not an ISO 3166-1 alpha-2 code"),
+    ({"name": "A", "jurisdiction": "ZZ"}, "jurisdiction",
+     "jurisdiction: 'ZZ' is not an ISO 3166-1 alpha-2 code"),
+    ({"name": "A", "jurisdiction": "UK"}, "jurisdiction",
+     "jurisdiction: 'UK' is not an ISO 3166-1 alpha-2 code (use GB)"),
     ({"name": "A"}, "jurisdiction", "jurisdiction is required"),
     ({"jurisdiction": "HK"}, "name", "name is required"),
     ({"name": "   ", "jurisdiction": "HK"}, "name", "name: must not be empty"),
@@ -181,7 +185,8 @@ def test_a_patch_that_changes_nothing_is_not_a_change(client: TestClient, store:
     ({"status": None}, "status", "status must not be null"),
     ({"name": ""}, "name", "name: must not be empty"),
     ({"id": "other"}, "id", "id is not a field of this request"),
-    ({"jurisdiction": "Hong Kong"}, "jurisdiction", "jurisdiction: must be an ISO 3166-1"),
+    ({"jurisdiction": "Hong Kong"}, "jurisdiction",
+     "jurisdiction: 'Hong Kong' is not an ISO 3166-1"),
 ])
 def test_an_invalid_patch_is_400(client: TestClient, acme: dict[str, Any],
                                  body: dict[str, Any], param: str, message: str) -> None:

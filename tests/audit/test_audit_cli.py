@@ -14,13 +14,12 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harbourgate import config
-from harbourgate.audit import merkle
+from harbourgate.audit import merkle, verify_evidence
 from harbourgate.audit.log import AuditLog
 from harbourgate.audit.note import Checkpoint, Signer
 from harbourgate.cli.audit import audit
 
 ROOT = Path(__file__).resolve().parents[2]
-VERIFY_EVIDENCE = ROOT / "docs" / "verify_evidence.py"
 ORIGIN = "harbourgate.local/audit"
 
 
@@ -91,6 +90,13 @@ def test_a_modified_entry_is_named(deployment: Deployment) -> None:
             "first 5 entries hash to") in result.output
     assert (f"entry {_idx(deployment, 4)} (index 4) was modified, inserted or reordered (the "
             f"log matches every checkpoint up to size 4)") in result.output
+    # and it says what to do about it
+    advice = result.output[result.output.index("What to do"):]
+    assert "503 audit_unavailable" in advice
+    assert "Restore the database from the latest backup that holds at least the 10 entries " \
+           "of checkpoint 10" in " ".join(advice.split())
+    report = json.loads(deployment.run("verify", "--json").output)
+    assert report["ok"] is False and report["what_to_do"][1].startswith("1. Stop every replica")
 
 
 def test_a_hand_edited_leaf_is_named(deployment: Deployment) -> None:
@@ -275,8 +281,12 @@ def test_export_bundle_verifies_with_the_standalone_script(deployment: Deploymen
     assert result.exit_code == 0, result.output
     assert f"exported 10 entries and the checkpoint of size 10 to {out}" in result.output
     vkey = (out / "key.vkey").read_text().strip()
-    ok = subprocess.run([sys.executable, str(VERIFY_EVIDENCE), str(out), "--key", vkey],
-                        capture_output=True, text=True)
+    # the bundle carries the verifier installed with the package; run it from a directory
+    # with no Harbourgate in sight, by a bare interpreter that imports nothing from here
+    bundled = out / "verify_evidence.py"
+    assert bundled.read_bytes() == Path(verify_evidence.__file__).read_bytes()
+    ok = subprocess.run([sys.executable, "-I", str(bundled), ".", "--key", vkey],
+                        capture_output=True, text=True, cwd=out)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == (f"OK: 10 entries of log {ORIGIN} match the checkpoint signed "
                                  f"by {ORIGIN}")
@@ -297,12 +307,13 @@ def test_the_standalone_script_rejects_a_tampered_bundle(deployment: Deployment,
     entry["leaf"] = base64.b64encode(leaf).decode()
     lines[4] = json.dumps(entry)
     (out / "entries.jsonl").write_text("\n".join(lines) + "\n")
-    bad = subprocess.run([sys.executable, str(VERIFY_EVIDENCE), str(out)], capture_output=True,
-                         text=True)
+    bad = subprocess.run([sys.executable, str(out / "verify_evidence.py"), str(out)],
+                         capture_output=True, text=True)
     assert bad.returncode == 1
     assert "an entry was modified" in bad.stderr
     other = Signer(ORIGIN, Ed25519PrivateKey.generate()).verifier.vkey
-    wrong_key = subprocess.run([sys.executable, str(VERIFY_EVIDENCE), str(out), "--key", other],
+    wrong_key = subprocess.run([sys.executable, str(out / "verify_evidence.py"), str(out),
+                                "--key", other],
                                capture_output=True, text=True)
     assert wrong_key.returncode == 1
     assert "FAILED: the checkpoint is not signed by " + "+".join(other.split("+", 2)[:2]) in (

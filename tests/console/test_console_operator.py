@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import OPERATOR_TOKEN, Server, serious_violations, shot, sign_in
@@ -158,8 +157,6 @@ def test_an_operator_governs_the_sandbox_from_the_browser(page: Page, server: Se
     assert page.request.get(f"{server.url}/admin/v1/participants").status == 401
 
 
-@pytest.mark.xfail(strict=True, reason="admin/participants.py audits the key 'id', which the "
-                   "audit log reserves (RecordError, 500) - to be fixed in that router")
 def test_an_operator_suspends_and_readmits_a_participant(page: Page) -> None:
     sign_in(page, OPERATOR_TOKEN, "Ada Operator")
     row = page.get_by_role("row").filter(has_text="Acme Research")

@@ -192,7 +192,7 @@ def served(deployment: tuple[Path, config.Settings, Store]) -> Iterator[Served]:
     services = AdminServices.for_runtime(
         runtime, tokens=(config.AdminToken(OPERATOR_TOKEN, "operator"),
                          config.AdminToken(AUDITOR_TOKEN, "auditor")),
-        audit=lambda action, details: log.append_sync(
+        audit=lambda conn, action, details: log.record_in(conn,
             {"kind": "admin", "action": action, **details}))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -201,7 +201,7 @@ def served(deployment: tuple[Path, config.Settings, Store]) -> Iterator[Served]:
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while not server.started:
         assert time.monotonic() < deadline, "the admin API did not start"
         time.sleep(0.01)

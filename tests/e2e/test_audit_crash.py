@@ -43,7 +43,7 @@ def test_every_answered_request_survives_a_crash(standin: Process, tmp_path: Pat
     threads = [threading.Thread(target=load) for _ in range(8)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a generous bound on a busy machine, not a speed test
     while len(received) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
     gw.stop(signal.SIGKILL)  # no shutdown hook runs: nothing gets flushed on the way out

@@ -60,7 +60,7 @@ def test_jwks_rotation_and_a_broken_file(standin: Process, tmp_path: Path) -> No
 
         jwks.write_text("{not json")
         bump(jwks)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while not httpx.get(gw.url + "/readyz").json()["verifiers"]["last_error"]:
             assert time.monotonic() < deadline, "the broken JWKS was never noticed"
             time.sleep(0.2)
@@ -70,7 +70,7 @@ def test_jwks_rotation_and_a_broken_file(standin: Process, tmp_path: Path) -> No
 
         write_jwks(jwks, new, "k2")
         while call(attestation(new, ["HK"], kid="k2")).status_code != 200:
-            assert time.monotonic() < deadline + 10, "the rotated key was never loaded"
+            assert time.monotonic() < deadline + 120, "the rotated key was never loaded"
             time.sleep(0.2)
         refused = call(attestation(old, ["HK"], kid="k1"))
         assert refused.status_code == 401

@@ -24,6 +24,7 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 
+WAIT = 120  # seconds: a generous bound for a busy machine; the speed is printed, not asserted
 SHIPPED = (Path(__file__).resolve().parents[2] / "src/harbourgate/policy/packs/"
            "export-directives/directives/us-doc-2026-06-12.yaml")
 
@@ -51,7 +52,7 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
         # A fresh connection per request spreads requests over both workers.
         issued_at = time.monotonic()
         while {chat(gw.url, issued["key"]).status_code for _ in range(20)} != {200}:
-            assert time.monotonic() - issued_at < 5, "the new key never reached every worker"
+            assert time.monotonic() - issued_at < WAIT, "the new key never reached every worker"
             time.sleep(0.05)
 
         revoked_at = time.monotonic()
@@ -61,7 +62,7 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
             statuses = {chat(gw.url, issued["key"]).status_code for _ in range(20)}
             if statuses == {401}:
                 break
-            assert time.monotonic() - revoked_at < 5, f"still served: {statuses}"
+            assert time.monotonic() - revoked_at < WAIT, f"still served: {statuses}"
             time.sleep(0.05)
         metrics = httpx.get(gw.url + "/metrics").text
         assert "harbourgate_requests_total" in metrics
@@ -69,7 +70,7 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
         pids: set[int] = set()
         while len(pids) < 2:  # learn both workers' process ids
             pids.add(httpx.get(gw.url + "/readyz").json()["process"])
-            assert time.monotonic() - revoked_at < 10
+            assert time.monotonic() - revoked_at < WAIT, "a worker never answered /readyz"
         issued = cli("directive", "issue", str(SHIPPED), "--url", gw.url, "--json")
         issued_at = time.monotonic()
         ident = json.loads(issued.stdout)["id"]
@@ -78,7 +79,7 @@ def test_revocation_reaches_every_worker(standin: Process, tmp_path: Path) -> No
             ready = httpx.get(gw.url + "/readyz").json()
             if ident in ready["policy"] and ready["process"] not in seen:
                 seen[ready["process"]] = time.monotonic() - issued_at
-            assert time.monotonic() - issued_at < 5, "the directive never reached every worker"
+            assert time.monotonic() - issued_at < WAIT, "the directive never reached every worker"
         print("\ndirective in force per worker after the POST returned: " + ", ".join(
             f"{1000 * t:.1f} ms" for t in sorted(seen.values())))
 

@@ -53,7 +53,24 @@ def mint(key: jwk.JWK, body: dict[str, Any] | bytes, alg: str | None = None,
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     token = jws.JWS(payload)
     token.add_signature(key, alg=alg, protected=json.dumps(protected))
-    return token.serialize(compact=True)
+    return low_s(token.serialize(compact=True))
+
+
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def low_s(token: str, *, high: bool = False) -> str:
+    """The ES256 token with its signature's S in the low (or, `high`, the other) half:
+    `(r, s)` and `(r, n - s)` both verify; Harbourgate accepts only the low one, as a
+    conforming verifier signs. Other tokens are returned unchanged."""
+    head, payload, sig_b64 = token.split(".")
+    if json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"] != "ES256":
+        return token
+    sig = base64.urlsafe_b64decode(sig_b64 + "=" * (-len(sig_b64) % 4))
+    s = int.from_bytes(sig[32:], "big")
+    if (s > P256_N // 2) != high:
+        s = P256_N - s
+    return f"{head}.{payload}.{b64(sig[:32] + s.to_bytes(32, 'big'))}"
 
 
 def mint_raw(private: Any, header: dict[str, Any], body: dict[str, Any] | bytes) -> str:
@@ -65,6 +82,7 @@ def mint_raw(private: Any, header: dict[str, Any], body: dict[str, Any] | bytes)
     elif isinstance(private, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(private.sign(signing_input.encode(),
                                                  ec.ECDSA(hashes.SHA256())))
+        s = min(s, P256_N - s)  # low S, as a conforming verifier signs
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     else:
         signature = private
@@ -123,6 +141,26 @@ def test_tokens_signed_with_cryptography_directly_verify() -> None:
     ec_token = mint_raw(p256, {"alg": "ES256", "kid": "b", "typ": "JWT"}, claims(sub="u-9"))
     assert verifier.verify(ed_token, now=NOW).sub == "user-7"
     assert verifier.verify(ec_token, now=NOW).sub == "u-9"
+
+
+@pytest.mark.parametrize("alg", ["EdDSA", "Ed25519"])
+def test_ed25519_tokens_verify_under_either_alg_name(alg: str) -> None:
+    """`Ed25519` is RFC 9864's fully specified name for what `EdDSA` meant with this key."""
+    ed = Ed25519PrivateKey.generate()
+    verifier = AttestationVerifier(StaticJWKS({"keys": [public_jwk(ed, "a")]}))
+    assert verifier.verify(mint_raw(ed, {"alg": alg, "kid": "a"}, claims()), now=NOW).verified
+
+
+@pytest.mark.parametrize("alg", ["ES384", "ES512", "ES256K", "Ed448", "RS256", "PS256",
+                                 "EdDSA25519", "es256", "eddsa"])
+def test_every_other_alg_is_refused(alg: str) -> None:
+    ed = Ed25519PrivateKey.generate()
+    verifier = AttestationVerifier(StaticJWKS({"keys": [public_jwk(ed, "a")]}))
+    error = refused(verifier, mint_raw(ed, {"alg": alg, "kid": "a"}, claims()))
+    assert (error.reason, error.message) == (
+        "unsupported_alg", f"attestation uses unsupported alg {alg!r}; only EdDSA (Ed25519) "
+                           "and ES256 are accepted")
+    assert verifier.signature_checks == 0
 
 
 def test_a_sole_key_without_kid_verifies_tokens_with_or_without_kid() -> None:
@@ -184,8 +222,12 @@ def test_rfc8037_a4_signature_verifies_and_its_text_payload_is_refused_as_claims
 
 def test_rfc7515_a3_es256_signature_verifies_and_its_claims_are_refused() -> None:
     vector = json.loads((JOSE / "rfc7515-a3-es256.json").read_text())
-    token = vector["compact"]
     verifier = AttestationVerifier(StaticJWKS({"keys": [vector["key"]]}))
+    # the RFC's example signature has a high S: refused as such, before any verification
+    error = refused(verifier, vector["compact"], now=1300819000)
+    assert (error.reason, error.message) == ("bad_signature", HIGH_S)
+    assert verifier.signature_checks == 0
+    token = low_s(vector["compact"])  # its low-S twin: the same signature, one spelling
     error = refused(verifier, token, now=1300819000)
     assert (error.reason, error.message) == (
         "invalid_claims", "attestation is missing the required claim 'sub'")
@@ -195,6 +237,21 @@ def test_rfc7515_a3_es256_signature_verifies_and_its_claims_are_refused() -> Non
         "attestation issuer 'joe' is not trusted; accepted issuers: https://id.example")
     tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     assert refused(verifier, tampered).reason in {"bad_signature", "malformed"}
+
+
+HIGH_S = ("attestation ES256 signature has a high S (the twin (r, n - s) of another): sign "
+          "with low S, so a token has one spelling")
+
+
+def test_a_high_s_twin_is_refused_and_its_low_s_form_verifies(ec_key: jwk.JWK,
+                                                             verifier: AttestationVerifier
+                                                             ) -> None:
+    token = mint(ec_key, claims())
+    assert verifier.verify(token, now=NOW).sub == "user-7"
+    twin = low_s(token, high=True)
+    assert twin != token
+    error = refused(verifier, twin)
+    assert (error.reason, error.message) == ("bad_signature", HIGH_S)
 
 
 # -- refused tokens: algorithms and keys -------------------------------------------------------

@@ -75,6 +75,13 @@ def test_ed25519_and_p256_keys_are_parsed() -> None:
     assert keys.get("c") is None and keys.get(None) is None
 
 
+def test_an_ed25519_key_may_declare_either_name_of_its_algorithm() -> None:
+    """RFC 9864 names EdDSA with Ed25519 `Ed25519`; older JWKS say `EdDSA`."""
+    for declared in ("EdDSA", "Ed25519"):
+        [key] = parse_jwks({"keys": [{**okp(), "alg": declared}]}).keys
+        assert (key.alg, key.algs) == (EDDSA, ("EdDSA", "Ed25519"))
+
+
 def test_a_parsed_mapping_and_an_empty_key_list_are_accepted() -> None:
     assert parse_jwks({"keys": [okp()]}).kids == ("ed-1",)
     assert len(parse_jwks(b'{"keys": []}')) == 0
@@ -87,7 +94,7 @@ def test_a_parsed_mapping_and_an_empty_key_list_are_accepted() -> None:
     (public(jwk.JWK.generate(kty="EC", crv="P-384")), "skipped a EC/P-384 key"),
     ({**okp(), "use": "enc"}, "skipped a key with use 'enc'"),
     ({**okp(), "key_ops": ["sign"]}, "skipped a key whose key_ops ['sign'] do not include verify"),
-    ({**okp(), "alg": "Ed25519"}, "skipped a Ed25519 key declared for alg 'Ed25519'"),
+    ({**okp(), "alg": "ES256"}, "skipped a Ed25519 key declared for alg 'ES256'"),
     ({**p256(), "alg": "ES384"}, "skipped a P-256 key declared for alg 'ES384'"),
 ])
 def test_unsupported_keys_are_skipped_with_a_log_line(

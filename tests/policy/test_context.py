@@ -54,7 +54,7 @@ request: {time: 2026-06-12T00:00:00Z, api: grpc}
         "ctx.yaml:5: end_user.verified must be true or false, not a string "
         "(fix: write verified: true)",
         "ctx.yaml:5: end_user.nationality[0]: 'us' is not an ISO 3166-1 alpha-2 code "
-        "(two capital letters, e.g. HK, CN, US)",
+        "(write it in capitals: US)",
         "ctx.yaml:6: model.hosting must be a string, not the number 1 (fix: quote the value)",
         "ctx.yaml:7: data.classes.hk_id must be a count (a whole number >= 0), not 'two'",
         "ctx.yaml:7: data.classes: unknown class 'hkid' (fix: use one of: "
@@ -99,7 +99,7 @@ def test_region_normalisation_and_consistency() -> None:
         "ctx.yaml: data.region CN-GD-SZ is not in data.origin HK (fix: make the region's "
         "first two letters the origin)"]
     assert errors({**base, "data": {"region": "Atlantis City"}}) == [
-        "ctx.yaml: data.region: 'ATLANTIS CITY' is not a region code such as CN-GD-SZ "
+        "ctx.yaml: data.region: 'Atlantis City' is not a region code such as CN-GD-SZ "
         "(country, province, city)"]
 
 

@@ -28,7 +28,7 @@ def test_an_empty_database_migrates_to_exactly_the_schema(database_url: str) -> 
         assert current_revision(store.engine) is None
         store.migrate()
         assert differences(store) == []
-        assert current_revision(store.engine) == head_revision() == "0003_quotas"
+        assert current_revision(store.engine) == head_revision() == "0004_audit_state"
         assert state_version(store.engine) == 0
     finally:
         store.close()

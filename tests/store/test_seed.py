@@ -36,6 +36,27 @@ def test_the_default_seed_is_inserted_once(store: Store) -> None:
     assert app.model_preference == ("fable-5", "mythos-5", "glm-5.2", "qwen-local")
 
 
+def test_the_seed_and_its_audit_entry_commit_together(store: Store) -> None:
+    recorded: list[registry.SeedResult] = []
+
+    def refuse(_conn: Any, result: registry.SeedResult) -> None:
+        recorded.append(result)
+        raise RuntimeError("the audit log cannot record")
+
+    with pytest.raises(RuntimeError, match="cannot record"):
+        registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES, audit=refuse)
+    assert recorded[0].participants == ("acme",)
+    with store.read() as conn:
+        assert registry.list_participants(conn) == []
+    assert store.state_version() == 0
+    kept = registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES,
+                               audit=lambda _conn, result: recorded.append(result))
+    assert kept.changed and recorded[-1] == kept
+    registry.apply_seed(store.engine, DEFAULT, route_names=ROUTES,
+                        audit=lambda _conn, result: recorded.append(result))
+    assert len(recorded) == 2  # nothing inserted, nothing audited
+
+
 def test_the_seed_never_overwrites_admin_changes(store: Store) -> None:
     registry.apply_seed(store.engine, DEFAULT)
     with store.change() as conn:
@@ -109,7 +130,7 @@ def test_a_bad_seed_application_names_its_key(store: Store, entry: dict[str, Any
 
 @pytest.mark.parametrize(("entry", "key", "message"), [
     ({"id": "p", "name": "P", "jurisdiction": "hk"}, "sandbox.participants[0].jurisdiction",
-     "two upper-case letters"),
+     "'hk' is not an ISO 3166-1 alpha-2 code (write it in capitals: HK)"),
     ({"id": "p", "name": "P"}, "sandbox.participants[0].jurisdiction", "is required"),
     ({"id": "p", "jurisdiction": "HK", "status": "banned"}, "sandbox.participants[0].status",
      "must be one of admitted, suspended"),

@@ -80,6 +80,11 @@ def create_admin_app(services: AdminServices, *,
     return app
 
 
+_WRITES = ("post", "patch", "delete")
+_UNRECORDED = ("`audit_unavailable`: the change could not be recorded in the audit log, so "
+               "it was not made (with `Retry-After`)")
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, corrected: validation fails with 400 in our error shape (not
     422), and every guarded route documents 401/403."""
@@ -96,12 +101,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas["ErrorBody"].pop("$defs", None)
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     for path, path_item in document.get("paths", {}).items():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
             for status, description in _ERRORS.items():
                 responses.setdefault(status, {"description": description, "content": error})
             if "{" in path:
                 responses.setdefault("404", {"description": "No such id", "content": error})
+            if method in _WRITES and not path.endswith(("/simulate", "/explain")):
+                responses.setdefault("503", {"description": _UNRECORDED, "content": error})
     app.openapi_schema = document
     return document

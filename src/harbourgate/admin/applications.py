@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.errors import invalid
+from harbourgate.admin.errors import CONFLICT, invalid
 from harbourgate.admin.schemas import (
     ApplicationChanged,
     ApplicationIn,
@@ -25,7 +25,8 @@ from harbourgate.store.errors import InvalidReference
 router = APIRouter(tags=["applications"])
 
 
-@router.post("/admin/v1/applications", status_code=201, response_model=ApplicationChanged)
+@router.post("/admin/v1/applications", status_code=201, response_model=ApplicationChanged,
+             responses=CONFLICT)
 def register_application(body: ApplicationIn, actor: Operator,
                          services: Services) -> ApplicationChanged:
     """Register an application; the answer carries the tier the policy gives it."""
@@ -36,9 +37,10 @@ def register_application(body: ApplicationIn, actor: Operator,
             use_cases=body.use_cases, data_categories=body.data_categories,
             data_origin=body.data_origin, model_preference=body.model_preference,
             transfer_mechanisms=body.transfer_mechanisms)
-    out = describe(services, app)
-    audit_id = services.committed("application.register", {
-        "actor": actor.as_details(), "application": out.model_dump()})
+        out = describe(services, app)
+        audit_id = services.record(conn, "application.register", {
+            "actor": actor.as_details(), "application": out.model_dump()})
+    services.changed()
     return ApplicationChanged(**out.model_dump(), audit_id=audit_id)
 
 
@@ -71,16 +73,16 @@ def change_application(application_id: str, body: ApplicationPatch, actor: Opera
     with services.store.transaction() as conn:
         before = registry.get_application(conn, application_id)
         changes = {k: v for k, v in requested.items() if _stored(before, k) != v}
-        if changes:
-            after = registry.update_application(conn, application_id, **changes)
-            registry.bump_state_version(conn)
-    if not changes:
-        return ApplicationChanged(**describe(services, before).model_dump(), audit_id=None)
-    out = describe(services, after)
-    audit_id = services.committed("application.update", {
-        "actor": actor.as_details(), "id": application_id,
-        "changes": {k: {"from": _stored(before, k), "to": v} for k, v in changes.items()},
-        "tier": out.tier})
+        if not changes:
+            return ApplicationChanged(**describe(services, before).model_dump(), audit_id=None)
+        after = registry.update_application(conn, application_id, **changes)
+        registry.bump_state_version(conn)
+        out = describe(services, after)
+        audit_id = services.record(conn, "application.update", {
+            "actor": actor.as_details(), "application_id": application_id,
+            "changes": {k: {"from": _stored(before, k), "to": v} for k, v in changes.items()},
+            "tier": out.tier})
+    services.changed()
     return ApplicationChanged(**out.model_dump(), audit_id=audit_id)
 
 

@@ -31,9 +31,10 @@ def approve_application(application_id: str, body: ApprovalIn, actor: Operator,
         approval = registry.record_approval(conn, application_id, approver=checked.approver,
                                             conditions=checked.conditions,
                                             expires_at=format_timestamp(checked.expires_at))
-    out = ApprovalOut.of(approval, utc_now())
-    audit_id = services.committed("approval.record", {
-        "actor": actor.as_details(), "approval": out.model_dump()})
+        out = ApprovalOut.of(approval, utc_now())
+        audit_id = services.record(conn, "approval.record", {
+            "actor": actor.as_details(), "approval": out.model_dump()})
+    services.changed()
     return ApprovalChanged(**out.model_dump(), audit_id=audit_id)
 
 
@@ -51,12 +52,12 @@ def withdraw_approval(approval_id: str, actor: Operator, services: Services) -> 
     """Withdraw an approval; withdrawing it again changes nothing and answers the same."""
     with services.store.transaction() as conn:
         approval, newly = registry.revoke_approval(conn, approval_id)
-        if newly:
-            registry.bump_state_version(conn)
-    out = ApprovalOut.of(approval, utc_now())
-    audit_id = None
-    if newly:
-        audit_id = services.committed("approval.revoke", {
+        out = ApprovalOut.of(approval, utc_now())
+        if not newly:
+            return ApprovalChanged(**out.model_dump(), audit_id=None)
+        registry.bump_state_version(conn)
+        audit_id = services.record(conn, "approval.revoke", {
             "actor": actor.as_details(), "approval_id": approval.id,
             "application_id": approval.application_id})
+    services.changed()
     return ApprovalChanged(**out.model_dump(), audit_id=audit_id)

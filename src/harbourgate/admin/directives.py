@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.errors import invalid
+from harbourgate.admin.errors import CONFLICT, invalid
 from harbourgate.admin.policy import NEEDS_POLICY, directive_out, problems_error
 from harbourgate.admin.records import parse_since, recorded_requests
 from harbourgate.admin.schemas import DirectiveChanged, DirectiveList, DirectiveOut, SimulateIn
@@ -35,7 +35,8 @@ _EXAMPLE = {
 }
 
 
-@router.post("/admin/v1/directives", status_code=201, response_model=DirectiveChanged)
+@router.post("/admin/v1/directives", status_code=201, response_model=DirectiveChanged,
+             responses=CONFLICT)
 def issue_directive(actor: Operator, services: Services,
                     document: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
         ) -> dict[str, Any]:
@@ -46,9 +47,10 @@ def issue_directive(actor: Operator, services: Services,
     directive = read_directive(document, services.route_names(), param_prefix="")
     with services.store.change() as conn:
         stored = store.issue_directive(conn, directive)
+        audit_id = services.record(conn, "directive.issue", {
+            "actor": actor.as_details(), "directive": stored.to_dict()})
+    services.changed()
     out = directive_out(stored, utc_now())
-    audit_id = services.committed("directive.issue", {
-        "actor": actor.as_details(), "directive": stored.to_dict()})
     return {**out, "audit_id": audit_id}
 
 
@@ -79,14 +81,14 @@ def revoke_directive(directive_id: str, actor: Operator, services: Services) -> 
     """Revoke a directive; revoking it again changes nothing and answers `audit_id: null`."""
     with services.store.transaction() as conn:
         stored, newly = store.revoke_directive(conn, directive_id)
-        if newly:
-            registry.bump_state_version(conn)
+        if not newly:
+            return {**directive_out(stored, utc_now()), "audit_id": None}
+        registry.bump_state_version(conn)
+        audit_id = services.record(conn, "directive.revoke", {
+            "actor": actor.as_details(), "directive_id": stored.id,
+            "revoked_at": stored.revoked_at})
+    services.changed()
     out = directive_out(stored, utc_now())
-    if not newly:
-        return {**out, "audit_id": None}
-    audit_id = services.committed("directive.revoke", {
-        "actor": actor.as_details(), "directive_id": stored.id,
-        "revoked_at": stored.revoked_at})
     return {**out, "audit_id": audit_id}
 
 

@@ -29,7 +29,13 @@ TYPES = {
     405: "invalid_request_error",
     409: "conflict_error",
     500: "api_error",
+    503: "api_error",
 }
+
+_ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+# For a route's `responses=`: what a create with an explicit id may answer.
+CONFLICT: dict[int | str, dict[str, object]] = {
+    409: {"description": "`conflict`: that id is taken", "content": _ERROR_CONTENT}}
 
 
 class ErrorDetail(BaseModel):

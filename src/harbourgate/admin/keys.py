@@ -17,10 +17,11 @@ def issue_key(application_id: str, actor: Operator, services: Services) -> KeyIs
     """Issue a key for an application. The answer holds the key once; it is stored hashed."""
     with services.store.change() as conn:
         issued = registry.issue_key(conn, application_id)
-    key = issued.record
-    audit_id = services.committed("key.issue", {
-        "actor": actor.as_details(), "key_id": key.id, "application_id": key.application_id,
-        "prefix": key.prefix})
+        key = issued.record
+        audit_id = services.record(conn, "key.issue", {
+            "actor": actor.as_details(), "key_id": key.id,
+            "application_id": key.application_id, "prefix": key.prefix})
+    services.changed()
     return KeyIssued.of(issued, audit_id)
 
 
@@ -37,11 +38,11 @@ def revoke_key(key_id: str, actor: Operator, services: Services) -> KeyRevoked:
     """Revoke a key. Revoking a revoked key changes nothing and answers the same."""
     with services.store.transaction() as conn:
         key, newly = registry.revoke_key(conn, key_id)
-        if newly:
-            registry.bump_state_version(conn)
-    if not newly:
-        return KeyRevoked.of(key, audit_id=None)
-    audit_id = services.committed("key.revoke", {
-        "actor": actor.as_details(), "key_id": key.id, "application_id": key.application_id,
-        "prefix": key.prefix})
+        if not newly:
+            return KeyRevoked.of(key, audit_id=None)
+        registry.bump_state_version(conn)
+        audit_id = services.record(conn, "key.revoke", {
+            "actor": actor.as_details(), "key_id": key.id,
+            "application_id": key.application_id, "prefix": key.prefix})
+    services.changed()
     return KeyRevoked.of(key, audit_id=audit_id)

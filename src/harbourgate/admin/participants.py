@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from harbourgate.admin.auth import Operator, Reader, Services
+from harbourgate.admin.errors import CONFLICT
 from harbourgate.admin.schemas import (
     ParticipantChanged,
     ParticipantIn,
@@ -21,7 +22,8 @@ from harbourgate.store import registry
 router = APIRouter(tags=["participants"])
 
 
-@router.post("/admin/v1/participants", status_code=201, response_model=ParticipantChanged)
+@router.post("/admin/v1/participants", status_code=201, response_model=ParticipantChanged,
+             responses=CONFLICT)
 def admit_participant(body: ParticipantIn, actor: Operator,
                       services: Services) -> ParticipantChanged:
     """Admit an organisation to the sandbox."""
@@ -29,9 +31,10 @@ def admit_participant(body: ParticipantIn, actor: Operator,
         participant = registry.admit_participant(
             conn, id=body.id, name=body.name, jurisdiction=body.jurisdiction,
             screening=body.screening)
-    out = ParticipantOut.of(participant)
-    audit_id = services.committed("participant.admit", {
-        "actor": actor.as_details(), "participant": out.model_dump()})
+        audit_id = services.record(conn, "participant.admit", {
+            "actor": actor.as_details(), "participant": ParticipantOut.of(participant)
+            .model_dump()})
+    services.changed()
     return ParticipantChanged.of(participant, audit_id=audit_id)
 
 
@@ -65,7 +68,8 @@ def change_participant(participant_id: str, body: ParticipantPatch, actor: Opera
             return ParticipantChanged.of(before, audit_id=None)
         after = registry.update_participant(conn, participant_id, **changes)
         registry.bump_state_version(conn)
-    audit_id = services.committed("participant.update", {
-        "actor": actor.as_details(), "id": participant_id,
-        "changes": {k: {"from": getattr(before, k), "to": v} for k, v in changes.items()}})
+        audit_id = services.record(conn, "participant.update", {
+            "actor": actor.as_details(), "participant_id": participant_id,
+            "changes": {k: {"from": getattr(before, k), "to": v} for k, v in changes.items()}})
+    services.changed()
     return ParticipantChanged.of(after, audit_id=audit_id)

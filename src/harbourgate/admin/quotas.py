@@ -31,7 +31,8 @@ _EXAMPLE = {"scope": {"participant": "acme", "route": "qwen-local"},
             "budget": {"tokens": 50000000, "period": "month"}, "on_exhausted": "reroute"}
 
 
-@router.post("/admin/v1/quotas", status_code=201)
+@router.post("/admin/v1/quotas", status_code=201,
+             responses={200: {"description": "replaced: a quota with that `id` existed"}})
 def set_quota(actor: Operator, services: Services, response: Response,
               document: Annotated[Any, Body(examples=[_EXAMPLE])]) -> dict[str, Any]:
     """Set a quota: created (201), or replaced when its `id` exists (200). In force on
@@ -43,10 +44,11 @@ def set_quota(actor: Operator, services: Services, response: Response,
     with services.store.change() as conn:
         store.check_scope(conn, quota)
         stored, created = store.set_quota(conn, quota)
+        audit_id = services.record(conn, "quota.set", {
+            "actor": actor.as_details(), "quota": quota.to_dict(), "created": created})
+    services.changed()
     if not created:
         response.status_code = 200
-    audit_id = services.committed("quota.set", {"actor": actor.as_details(),
-                                                "quota": quota.to_dict(), "created": created})
     return {**stored, "audit_id": audit_id}
 
 
@@ -75,8 +77,9 @@ def remove_quota(quota_id: str, actor: Operator, services: Services) -> dict[str
     """Remove a quota; the requests it covered are no longer limited by it."""
     with services.store.change() as conn:
         removed = store.delete_quota(conn, quota_id)
-    audit_id = services.committed("quota.remove", {"actor": actor.as_details(),
-                                                   "quota_id": quota_id})
+        audit_id = services.record(conn, "quota.remove", {"actor": actor.as_details(),
+                                                          "quota_id": quota_id})
+    services.changed()
     return {**removed, "removed": True, "audit_id": audit_id}
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
+from harbourgate import geo
 from harbourgate.identity import model
 from harbourgate.identity.model import ApiKey, Application, Approval, Participant
 from harbourgate.store.keys import IssuedKey
@@ -29,10 +30,12 @@ def _one_of(allowed: tuple[str, ...], description: str) -> Any:
 
 
 Id = Annotated[str, AfterValidator(model.check_id),
-               Field(description="1-64 letters, digits, '.', '_' or '-'", examples=["acme"])]
+               Field(description="1-64 letters, digits, '.', '_' or '-'", examples=["acme"],
+                     json_schema_extra={"pattern": model.ID_PATTERN.pattern})]
 Name = Annotated[str, AfterValidator(model.check_name)]
 Country = Annotated[str, AfterValidator(model.check_country),
-                    Field(description="ISO 3166-1 alpha-2 code", examples=["HK"])]
+                    Field(description="ISO 3166-1 alpha-2 code (`harbourgate.geo`)",
+                          examples=["HK"], json_schema_extra={"enum": sorted(geo.COUNTRIES)})]
 UseCase = Annotated[str, AfterValidator(model.check_use_case),
                     Field(json_schema_extra={"enum": list(model.USE_CASES)})]
 Category = Annotated[str, AfterValidator(model.check_category),

@@ -6,6 +6,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
+from harbourgate.audit.errors import AuditWriteError
 from harbourgate.config import AdminToken
 from harbourgate.identity.model import Application
 from harbourgate.store import Store
@@ -37,13 +40,15 @@ class AdminServices:
     tokens: tuple[AdminToken, ...]
     route_names: Callable[[], Collection[str]]  # known model routes (model_preference)
     on_change: Callable[[], None]  # after every committed change: reload the runtime
-    audit: Callable[[str, dict[str, Any]], str | None]  # (action, details) -> audit id
+    # (connection, action, details) -> audit entry id, recorded in that open transaction
+    audit: Callable[[sa.Connection, str, dict[str, Any]], str]
     classify: Callable[[Application], dict[str, Any] | None] = _unclassified
     snapshot: Callable[[], Snapshot | None] = _no_snapshot
 
     @classmethod
     def for_runtime(cls, runtime: Runtime, *, tokens: tuple[AdminToken, ...],
-                    audit: Callable[[str, dict[str, Any]], str | None]) -> AdminServices:
+                    audit: Callable[[sa.Connection, str, dict[str, Any]], str]
+                    ) -> AdminServices:
         """The services of a serving process: everything read from `runtime`'s snapshot,
         and every change reloaded and announced to the other replicas (`Runtime.changed`)."""
         def current() -> Snapshot:
@@ -64,14 +69,25 @@ class AdminServices:
                            "the policy, explain and simulate endpoints need a running gateway")
         return found
 
-    def committed(self, action: str, details: dict[str, Any]) -> str | None:
-        """After a change has been committed: reload the runtime, then audit the action.
+    def record(self, conn: sa.Connection, action: str, details: dict[str, Any]) -> str:
+        """Audit a change inside the transaction that makes it, so the two commit together
+        or not at all; returns the audit entry id for the response.
 
-        In this order so that the audit record never precedes the state it describes;
-        returns the audit entry id for the response.
+        When the log cannot record (damaged, writer stopped) the change is refused: a 503
+        `audit_unavailable`, and the transaction rolls back.
         """
+        try:
+            return self.audit(conn, action, details)
+        except AuditWriteError as exc:
+            from harbourgate.admin.errors import ApiError
+
+            raise ApiError(503, "audit_unavailable", "the change was not made: it could not "
+                           f"be recorded in the audit log ({exc})",
+                           headers={"Retry-After": "30"}) from None
+
+    def changed(self) -> None:
+        """After a change has been committed: reload the runtime (and tell the replicas)."""
         self.on_change()
-        return self.audit(action, details)
 
 
 def policy_classifier(snapshot: Callable[[], Snapshot | None]

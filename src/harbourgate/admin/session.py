@@ -84,4 +84,5 @@ def sign_out(request: Request, response: Response, services: Services) -> dict[s
 
 def _audit(services: AdminServices, action: str, details: dict[str, Any]) -> None:
     """Record a sign-in or sign-out: it changes no state, so there is nothing to reload."""
-    services.audit(action, details)
+    with services.store.transaction() as conn:
+        services.record(conn, action, details)

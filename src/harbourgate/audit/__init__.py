@@ -2,7 +2,8 @@
 
 Pure parts (`merkle`, `note`, `record`) know nothing of storage; `AuditLog` writes and
 integrates entries and serves proofs; `verify` checks a whole stored log; `export` writes
-an evidence bundle an auditor verifies with docs/verify_evidence.py.
+an evidence bundle an auditor verifies with the standalone
+`verify_evidence.py` the bundle carries (`harbourgate.audit.verify_evidence`).
 """
 
 from harbourgate.audit.errors import (

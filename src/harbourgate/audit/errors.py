@@ -37,3 +37,8 @@ class DuplicateEntryError(AuditWriteError):
 
 class AuditLogClosedError(AuditWriteError):
     """The log is closed (or was never started): nothing can be appended."""
+
+
+class LogDamagedError(AuditWriteError):
+    """The stored log contradicts its last signed checkpoint: nothing is signed or
+    appended until an operator restores the database."""

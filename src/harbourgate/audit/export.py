@@ -5,8 +5,8 @@
     OUT/entries.jsonl    one line per entry covered by that checkpoint, in leaf order:
                          {"index": i, "id": ..., "leaf": base64 of the exact leaf bytes}
     OUT/manifest.json    origin, tree size, root, when, and how to verify
-
-docs/verify_evidence.py checks a bundle with hashlib and cryptography alone.
+    OUT/verify_evidence.py  the standalone verifier (`harbourgate.audit.verify_evidence`):
+                         it checks the bundle with hashlib and cryptography alone
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from harbourgate.audit.note import NoteError, SignatureError, SignedCheckpoint, 
 from harbourgate.audit.note import open_checkpoint as _open
 from harbourgate.audit.verify import _cursor_rows
 
-FILES = ("checkpoint.txt", "key.vkey", "entries.jsonl", "manifest.json")
+FILES = ("checkpoint.txt", "key.vkey", "entries.jsonl", "manifest.json", "verify_evidence.py")
+VERIFIER = Path(__file__).with_name("verify_evidence.py")
 
 
 class ExportError(ValueError):
@@ -87,8 +88,9 @@ def export_bundle(engine: sa.Engine, verifier: Verifier, out: Path,
         "entries": count,
         "verifier_key": verifier.vkey,
         "exported_at": record.timestamp(),
-        "verify": "python verify_evidence.py DIR --key 'VERIFIER KEY FROM AN INDEPENDENT SOURCE'",
+        "verify": "python verify_evidence.py . --key 'VERIFIER KEY FROM AN INDEPENDENT SOURCE'",
         "hashing": "RFC 6962: leaf = SHA-256(0x00 || leaf), node = SHA-256(0x01 || l || r)",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / "verify_evidence.py").write_bytes(VERIFIER.read_bytes())
     return ExportResult(out, checkpoint, count)

@@ -17,6 +17,13 @@ exclusive lock (see `storage`): on SQLite in the write transaction itself, on Po
 in whichever process holds the advisory lock. A checkpoint is signed after integration
 when the last one is `checkpoint_interval` seconds or `checkpoint_every` entries old, and
 on demand by `checkpoint()`.
+
+The log never contradicts itself: on start, and before every signature, the stored tree is
+checked against the last signed checkpoint (`_check_consistency`). On any mismatch (entries
+deleted, rewritten, unreadable) the log is *damaged*: it signs nothing, appends nothing
+(`append` raises `LogDamagedError`, which the gateway answers as 503 audit_unavailable),
+and `damage` says what was found, for /readyz, until an operator restores the database and
+restarts (`harbourgate audit verify` says how).
 """
 
 from __future__ import annotations
@@ -36,17 +43,17 @@ import sqlalchemy as sa
 
 from harbourgate.audit import merkle, record, storage
 from harbourgate.audit.errors import (
-    AuditError,
     AuditLogClosedError,
     AuditWriteError,
     DuplicateEntryError,
     EntryNotFoundError,
     EntryNotIntegratedError,
     InvalidProofRequestError,
+    LogDamagedError,
 )
 from harbourgate.audit.model import ConsistencyProof, Entry, InclusionProof
 from harbourgate.audit.note import Checkpoint, SignedCheckpoint, Signer, open_checkpoint
-from harbourgate.audit.tree import TreeCache
+from harbourgate.audit.tree import TreeCache, TreeCorruptionError
 
 log = logging.getLogger("harbourgate.audit")
 
@@ -89,6 +96,9 @@ class AuditLog:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._failed: BaseException | None = None
+        self._damage: str | None = None
+        self._verified = 0  # stored leaves below this index were checked against the tree
+        self._damage_checked_at = 0.0
         self._sign_lock = threading.Lock()
         self._last_checkpoint: SignedCheckpoint | None = None
         self._last_checkpoint_at = 0.0
@@ -117,17 +127,8 @@ class AuditLog:
         self._writer.connect()
         if self._inline is not None:
             self._inline.connect()
-        self._refresh()
-        latest = storage.latest_checkpoint(self.engine)
-        if latest is not None:
-            try:
-                self._last_checkpoint = open_checkpoint(latest[1], self.signer.verifier,
-                                                        self.origin)
-            except ValueError as exc:
-                raise AuditError(
-                    f"the latest stored checkpoint (size {latest[0]}) does not verify with "
-                    f"this log's key {self.verifier_key}: {exc}; run `harbourgate audit "
-                    "verify`") from None
+        with contextlib.suppress(LogDamagedError):  # kept in self.damage: the log starts,
+            self._check_consistency(start=True)    # refusing to sign or append
         self._last_checkpoint_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="harbourgate-audit-writer",
                                         daemon=True)
@@ -152,6 +153,95 @@ class AuditLog:
     def failure(self) -> str | None:
         """Why the writer stopped (nothing can be recorded), or None while it runs."""
         return None if self._failed is None else str(self._failed)
+
+    @property
+    def damage(self) -> str | None:
+        """What contradicts the last signed checkpoint (nothing is signed or appended
+        until an operator restores the database), or None while the log is consistent."""
+        return self._damage
+
+    def _damaged(self, what: str) -> LogDamagedError:
+        """Record the damage (the first one found stays), in this process and in the
+        database for every other (`audit_state`), and return the error to raise."""
+        if self._damage is None:
+            self._damage = (f"{what}; nothing is signed or recorded until the database is "
+                            "restored: run `harbourgate audit verify` for what to do")
+            with contextlib.suppress(Exception):  # a corrupt database may refuse it too
+                storage.record_damage(self.engine, self._damage, record.timestamp())
+        return LogDamagedError(self._damage)
+
+    def _check_recorded_damage(self) -> None:
+        """Adopt a damage another process found (read at start and on every idle turn of
+        the writer thread, so every process stops within `poll_interval`)."""
+        if self._damage is not None:
+            return
+        with contextlib.suppress(Exception):  # unreachable: the writer reports that itself
+            found = storage.recorded_damage(self.engine)
+            if found is not None:
+                self._damage = f"{found[0]} (found at {found[1]})"
+
+    def _check_consistency(self, *, start: bool = False) -> None:
+        """Raise `LogDamagedError` unless the stored tree extends the latest signed
+        checkpoint: every leaf it signed is still stored, unchanged, and no other
+        checkpoint of a different tree was stored since.
+
+        Cheap on purpose (it runs before every signature; a few ms at any size):
+        the entries integrated since the last check are counted (an index-only query), the
+        tile of the last leaf is read back and compared with the tree in memory, and the
+        checkpoint's root is compared with the tree's. At `start` the whole tree is read
+        from storage first. A leaf rewritten while running, below the last tile, cannot
+        make a signed checkpoint wrong (the tree in memory is what is signed); it is
+        caught by the next start, by a proof that reads its tile, or by `audit verify`.
+        """
+        self._check_recorded_damage()
+        if self._damage is not None:
+            raise LogDamagedError(self._damage)
+        corrupt: tuple[type[BaseException], ...] = (
+            sa.exc.DatabaseError, self.engine.dialect.dbapi.DatabaseError)  # type: ignore[union-attr]
+        try:
+            if start:
+                self._refresh()
+                self._verified = self._tree.size
+            latest = storage.latest_checkpoint(self.engine)
+            if latest is not None and (self._last_checkpoint is None
+                                       or latest[0] >= self._last_checkpoint.size):
+                try:
+                    self._last_checkpoint = open_checkpoint(
+                        latest[1], self.signer.verifier, self.origin)
+                except ValueError as exc:
+                    raise self._damaged(
+                        f"the latest stored checkpoint (size {latest[0]}) does not verify "
+                        f"with this log's key {self.verifier_key}: {exc}") from None
+            size = self._tree.size
+            low = min(self._verified, size)
+            stored = storage.count_integrated(self.engine, low, size)
+            if stored != size - low:
+                raise self._damaged(
+                    f"entries were deleted: indices {low}..{size - 1} held {size - low} "
+                    f"entries, the database has {stored} of them")
+            self._tree.verify_tail(size)
+            self._verified = size
+            last = self._last_checkpoint
+            if last is None:
+                return
+            if last.size > size:
+                self._refresh()
+                if last.size > self._tree.size:
+                    raise self._damaged(
+                        f"entries were deleted: checkpoint {last.size} was signed, the "
+                        f"database holds {self._tree.size} entries")
+            if self._tree.root(last.size) != last.checkpoint.root:
+                raise self._damaged(
+                    f"the stored entries do not hash to the root of signed checkpoint "
+                    f"{last.size}: entries below index {last.size} were changed")
+        except LogDamagedError:
+            raise
+        except (TreeCorruptionError, storage.LogIntegrityError) as exc:
+            raise self._damaged(str(exc).split("; run")[0]) from None
+        except corrupt as exc:
+            if storage.is_corruption(exc):
+                raise self._damaged(f"the database is corrupt ({exc})") from None
+            raise
 
     @property
     def queue_depth(self) -> int:
@@ -188,6 +278,8 @@ class AuditLog:
             raise AuditLogClosedError("the audit log is closed: nothing can be recorded")
         if self._failed is not None:
             raise AuditWriteError(f"the audit writer stopped: {self._failed}")
+        if self._damage is not None:
+            raise LogDamagedError(self._damage)
         if len(self._queue) >= self.max_queue:
             return False
         self._queue.append(item)
@@ -206,7 +298,7 @@ class AuditLog:
         done: asyncio.Future[str] = loop.create_future()
         item.ticket = (loop, done)
         if self._inline is not None and self._thread is not None and not self._closing \
-                and self._failed is None:
+                and self._failed is None and self._damage is None:
             self._inline_batch.append(item)
             if len(self._inline_batch) == 1:  # everything appended until then joins it
                 loop.call_soon(self._flush_inline)
@@ -231,6 +323,28 @@ class AuditLog:
                 self._cond.wait()
         return done.result(timeout)
 
+    def record_in(self, conn: sa.Connection, rec: Mapping[str, Any]) -> str:
+        """Record `rec` inside the caller's open transaction and return its entry id: the
+        entry commits with the change it describes, or neither does (admin changes).
+
+        On SQLite the entry takes the next leaf index at once (the transaction holds the
+        write lock); on PostgreSQL the integrator indexes it after the commit, as any
+        other. `LogDamagedError` (and no entry) when the log is damaged or stopped, and
+        `LogIntegrityError`, recording the damage, if the index it would take was
+        already handed out: then the caller's transaction must roll back.
+        """
+        if self._damage is not None:
+            raise LogDamagedError(self._damage)
+        if self._failed is not None:
+            raise AuditWriteError(f"the audit writer stopped: {self._failed}")
+        item = self._prepare(rec, None)
+        index = storage.insert_entry(conn, storage.Row(item.id, item.leaf, item.ts))
+        if index is not None and index < self._tree.size:
+            raise self._damaged(f"the database's last leaf index is {index - 1} but this "
+                                f"process integrated {self._tree.size} entries: entries "
+                                "were deleted")
+        return item.id
+
     # --- the event loop's own group commit (SQLite) --------------------------------------
 
     def _flush_inline(self) -> None:
@@ -242,6 +356,11 @@ class AuditLog:
         batch, self._inline_batch = self._inline_batch, []
         batch = self._unique(batch)
         if not batch:
+            return
+        if self._damage is not None:
+            for item in batch:
+                item.error = LogDamagedError(self._damage)
+            _resolve_all(batch)
             return
         assert self._inline is not None
         size = self._tree.size
@@ -272,6 +391,9 @@ class AuditLog:
                     self._in_flight = len(batch)
                     closing = self._closing and not self._queue
                     self._wake_space_waiters()
+                if time.monotonic() - self._damage_checked_at >= self.poll_interval:
+                    self._damage_checked_at = time.monotonic()
+                    self._check_recorded_damage()
                 if batch:
                     self._write(batch)
                 self._integrate_and_checkpoint(force=closing)
@@ -306,6 +428,11 @@ class AuditLog:
 
     def _write(self, batch: list[_Pending]) -> None:
         batch = self._unique(batch)
+        if self._damage is not None:
+            for item in batch:
+                item.error = LogDamagedError(self._damage)
+            self._settle(batch)
+            return
         integrity_error = self.engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
         attempts = iter(_RETRIES)
         while batch:
@@ -316,6 +443,12 @@ class AuditLog:
             except integrity_error:
                 batch = self._drop_stored(batch)  # an id already in the log
                 continue
+            except storage.LogIntegrityError as exc:
+                error = self._damaged(str(exc).split("; run")[0])
+                for item in batch:
+                    item.error = error
+                self._settle(batch)
+                return
             except Exception as exc:
                 delay = next(attempts, None)
                 if delay is None:
@@ -394,6 +527,8 @@ class AuditLog:
             self._in_flight = max(0, self._in_flight - len(batch))
 
     def _integrate_and_checkpoint(self, force: bool = False) -> None:
+        if self._damage is not None:
+            return  # no index is handed out on a log that contradicts its checkpoints
         if not self._writer.integrates_on_write:
             try:
                 if self._writer.try_lock():
@@ -410,18 +545,22 @@ class AuditLog:
                 with contextlib.suppress(Exception):
                     self._writer.connect()
                 return
-        if not self.is_integrator or not self._unsigned():
+        if not self.is_integrator or not self._unsigned() or self._damage is not None:
             return
         signed = self._last_checkpoint.size if self._last_checkpoint else 0
         due = (time.monotonic() - self._last_checkpoint_at >= self.checkpoint_interval
                or self._tree.size - signed >= self.checkpoint_every)
         if due or force:
-            self._sign()
+            with contextlib.suppress(LogDamagedError):  # kept in self.damage; nothing signed
+                self._sign()
 
     # --- checkpoints ---------------------------------------------------------------------
 
     def _sign(self) -> SignedCheckpoint:
+        """Sign the tree as it stands, after checking it extends the last checkpoint
+        (`LogDamagedError` otherwise, and nothing is signed)."""
         with self._sign_lock:
+            self._check_consistency()
             size = self._tree.size
             last = self._last_checkpoint
             if last is not None and last.size >= size:
@@ -438,15 +577,17 @@ class AuditLog:
 
         `EntryNotFoundError` when the log has no checkpoint yet (nothing integrated).
         """
-        self._refresh()
-        if self.is_integrator and self._unsigned():
-            return self._sign()
+        if self._damage is None:
+            with contextlib.suppress(LogDamagedError):  # then the last good one is served
+                self._refresh()
+                if self.is_integrator and self._unsigned():
+                    return self._sign()
         latest = storage.latest_checkpoint(self.engine)
         if latest is not None and (self._last_checkpoint is None
                                    or latest[0] > self._last_checkpoint.size):
             self._last_checkpoint = open_checkpoint(latest[1], self.signer.verifier, self.origin)
         if self._last_checkpoint is None:
-            if self.is_integrator:
+            if self.is_integrator and self._damage is None:
                 return self._sign()  # the empty tree
             raise EntryNotFoundError("the log has no signed checkpoint yet; retry in a second")
         return self._last_checkpoint

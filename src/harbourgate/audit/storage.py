@@ -221,6 +221,40 @@ class PostgresWriter(Writer):
         return caught_up, [bytes(leaf) for _, leaf in waiting]
 
 
+def record_damage(engine: sa.Engine, damage: str, detected_at: str) -> None:
+    """Keep the first damage found, for every process (`audit_state`)."""
+    state = schema.audit_state
+    try:
+        with engine.begin() as conn:
+            conn.execute(state.insert().values(id=1, damage=damage, detected_at=detected_at))
+        return
+    except sa.exc.IntegrityError:
+        pass  # the row exists (another process recorded a damage, or it was cleared)
+    with engine.begin() as conn:
+        conn.execute(state.update().where(state.c.id == 1, state.c.damage.is_(None))
+                     .values(damage=damage, detected_at=detected_at))
+
+
+def recorded_damage(engine: sa.Engine) -> tuple[str, str] | None:
+    """The damage some process recorded, and when; None while there is none."""
+    state = schema.audit_state
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(state.c.damage, state.c.detected_at)
+                           .where(state.c.id == 1)).first()
+    return None if row is None or row.damage is None else (row.damage, row.detected_at)
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a database error says the stored data is damaged (not merely unreachable):
+    SQLite's malformed image or foreign file, PostgreSQL's class XX data/index corruption."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None)
+    if code:
+        return str(code) in ("XX001", "XX002")
+    text = str(orig).lower()
+    return "malformed" in text or "not a database" in text
+
+
 def writer_for(engine: sa.Engine) -> Writer:
     return SqliteWriter(engine) if engine.dialect.name == "sqlite" else PostgresWriter(engine)
 
@@ -229,6 +263,22 @@ def inline_writer_for(engine: sa.Engine) -> SqliteWriter | None:
     """The writer an event loop may use itself: SQLite only, whose commit is a local write
     of microseconds; a network database stays on the writer thread."""
     return SqliteWriter(engine, wait=False) if engine.dialect.name == "sqlite" else None
+
+
+def insert_entry(conn: sa.Connection, row: Row) -> int | None:
+    """Insert one entry in the caller's transaction; its leaf index on SQLite (the next
+    one: the insert holds the file's write lock), None on PostgreSQL (integrated later)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(ENTRIES.insert().values(id=row.id, leaf=row.leaf,
+                                             created_at=row.created_at))
+        return None
+    conn.execute(sa.text(
+        "INSERT INTO audit_entries (id, idx, leaf, created_at) "
+        "SELECT :id, COALESCE(MAX(idx) + 1, 0), :leaf, :created_at FROM audit_entries"
+    ).bindparams(sa.bindparam("leaf", type_=sa.LargeBinary)),
+        {"id": row.id, "leaf": row.leaf, "created_at": row.created_at})
+    index: int = conn.execute(sa.select(ENTRIES.c.idx).where(ENTRIES.c.id == row.id)).scalar_one()
+    return index
 
 
 # --- reads through the pool ----------------------------------------------------------------
@@ -251,6 +301,14 @@ def iter_leaves(engine: sa.Engine, start: int, chunk: int = 10_000) -> Iterator[
         if len(leaves) < chunk:
             return
         start += chunk
+
+
+def count_integrated(engine: sa.Engine, start: int, end: int) -> int:
+    """How many entries hold a leaf index in start..end-1 (an index-only count)."""
+    query = sa.select(sa.func.count()).select_from(ENTRIES).where(
+        ENTRIES.c.idx >= start, ENTRIES.c.idx < end)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 
 def find_entry(engine: sa.Engine, entry_id: str) -> StoredEntry | None:

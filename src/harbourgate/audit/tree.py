@@ -130,6 +130,29 @@ class TreeCache:
             self._tiles.popitem(last=False)
         return levels
 
+    def verify_tail(self, end: int) -> None:
+        """Read the stored tile that holds leaf `end` - 1 back (at most 256 leaves) and check
+        it against the tree: `TreeCorruptionError` when a leaf of it was changed or deleted
+        (a gap in the indices may surface as the reader's own error)."""
+        with self._lock:
+            self._check_size(end)
+            if end == 0:
+                return
+            tile = (end - 1) // TILE
+            if tile < len(self._levels[0]):  # complete: re-read, not taken from the cache
+                self._tiles.pop(tile, None)
+                self._tile_levels(tile)
+                return
+            low = tile * TILE
+            stored = [merkle.leaf_hash(leaf) for leaf in self._read_leaves(low, end)]
+            held = self._tail[:end - low]
+            if stored != held:
+                first = low + next((i for i, (a, b) in enumerate(zip(stored, held, strict=False))
+                                    if a != b), min(len(stored), len(held)))
+                raise TreeCorruptionError(
+                    f"the stored entry at index {first} no longer hashes to the tree this "
+                    "process integrated (changed or deleted); run `harbourgate audit verify`")
+
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self._lock:
             self._check_size(size)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from harbourgate.audit import merkle
 from harbourgate.audit.note import NoteError, SignatureError, Verifier, open_checkpoint
+from harbourgate.audit.storage import recorded_damage
 
 _CHUNK = 20_000
 
@@ -43,6 +44,7 @@ class Finding:
     """One thing wrong with the log: what, where, and in words."""
 
     kind: str  # corrupt | deleted | modified | reordered | inserted | root_mismatch | signature
+    #            | recorded_damage (a gateway found damage while running; it stays closed)
     message: str
     entry_id: str | None = None
     index: int | None = None
@@ -69,6 +71,29 @@ class Report:
         """Integrated entries after the latest checkpoint (signed within a second)."""
         return max(0, self.entries - (self.latest_checkpoint or 0))
 
+    @property
+    def what_to_do(self) -> list[str]:
+        """The operator's next steps for a failed verification (empty when ok)."""
+        if self.ok:
+            return []
+        signed = self.latest_checkpoint
+        return [
+            "The gateway refuses to sign checkpoints or record answers while the log "
+            "contradicts its signed checkpoints: it answers 503 audit_unavailable and "
+            "/readyz names the damage. Nothing is lost by waiting.",
+            "1. Stop every replica, and keep a copy of the damaged database (with its -wal "
+            "file on SQLite) for the investigation.",
+            "2. Restore the database from the latest backup "
+            + (f"that holds at least the {signed} entries of checkpoint {signed}"
+               if signed else "") + "; `harbourgate audit verify` on the restored copy must "
+            "say OK.",
+            "3. Start the gateway again: it checks the log against the last signed checkpoint "
+            "before it signs or records anything.",
+            "4. With no such backup, the log cannot be continued: move the database aside, "
+            "start a new log (a new database and signing key), and publish this report with "
+            "the last good checkpoint, so that witnesses know why the log restarted.",
+        ]
+
     def add(self, kind: str, message: str, entry_id: str | None = None,
             index: int | None = None) -> None:
         self.findings.append(Finding(kind, message, entry_id, index))
@@ -78,7 +103,8 @@ class Report:
                 "root": base64.b64encode(self.root).decode(),
                 "checkpoints": self.checkpoints, "latest_checkpoint": self.latest_checkpoint,
                 "saved_checkpoint": self.saved_checkpoint, "pending": self.pending,
-                "unsigned": self.unsigned, "findings": [asdict(f) for f in self.findings]}
+                "unsigned": self.unsigned, "findings": [asdict(f) for f in self.findings],
+                "what_to_do": self.what_to_do}
 
 
 @dataclass(frozen=True)
@@ -126,6 +152,11 @@ def verify_log(engine: sa.Engine, verifier: Verifier, *, origin: str | None = No
         if not {"audit_entries", "audit_checkpoints"} <= tables:
             raise VerifyInputError("this database holds no audit log (no audit_entries "
                                    "table); check --config or the database URL")
+        if "audit_state" in tables:
+            found = recorded_damage(engine)
+            if found is not None:
+                report.add("recorded_damage", f"a running gateway found the log damaged at "
+                           f"{found[1]} and stopped signing and recording: {found[0]}")
         signed = _stored_checkpoints(engine, verifier, origin, report)
         if saved is not None:
             signed.append(saved)

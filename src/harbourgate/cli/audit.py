@@ -120,6 +120,9 @@ def _print_report(report: Report, settings: Settings) -> None:
         return
     for f in report.findings:
         out.print(f"[red]FAIL[/] {f.kind}: {f.message}")
+    out.print("\n[bold]What to do[/]")
+    for line in report.what_to_do:
+        out.print(line)
 
 
 @audit.command()
@@ -153,7 +156,7 @@ def export(config_path: str | None, out_dir: str | None, key: str | None,
         return
     click.echo(f"exported {result.entries} entries and the checkpoint of size "
                f"{result.checkpoint.size} to {result.directory}")
-    click.echo(f"verify with: python docs/verify_evidence.py {result.directory} "
+    click.echo(f"verify with: python {result.directory / 'verify_evidence.py'} {result.directory} "
                f"--key '{verifier.vkey}'")
 
 

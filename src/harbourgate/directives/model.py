@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from harbourgate import geo
 from harbourgate.policy import vocab
 from harbourgate.policy.bundle import Rule
 from harbourgate.policy.conditions import AllOf, AnyOf, Condition, Test
@@ -255,9 +256,9 @@ def _permit_only(data: Mapping[str, Any], problems: Problems) -> tuple[tuple[str
             continue
         codes = []
         for item in raw:
-            if not isinstance(item, str) or not vocab.COUNTRY.fullmatch(item):
-                problems.add(f"permit_only.{key}: {item!r} is not an ISO 3166-1 alpha-2 code",
-                             _line(value, key), "use two capital letters, e.g. US, HK")
+            if (problem := geo.country_problem(item)) is not None:
+                problems.add(f"permit_only.{key}: {problem}", _line(value, key),
+                             "use two capital letters, e.g. US, HK")
             else:
                 codes.append(item)
         out.append(tuple(dict.fromkeys(codes)))

@@ -1,6 +1,7 @@
 """Verified end users: attestations from trusted identity verifiers, checked and cached.
 
-An attestation is a compact JWS (EdDSA with Ed25519, or ES256) whose claims state who the
+An attestation is a compact JWS (Ed25519, as `EdDSA` or RFC 9864's `Ed25519`, or ES256),
+verified by joserfc, whose claims state who the
 end user is: `sub`, `nationality`, `residence`, `verification_level`, `iss`, `iat`, `exp`.
 `AttestationVerifier.verify()` turns one into an `EndUser` or raises `AttestationError`
 with a message that says exactly what is wrong, because the participant reading a 401 has
@@ -10,7 +11,8 @@ What is refused and why:
 - anything but EdDSA and ES256: `none` and HMAC would let anyone who knows (or guesses)
   the algorithm mint users; RSA and others are simply not offered by the verifiers.
 - keys that are not in the configured JWKS: `jwk`, `jku` and `x5u` headers are ignored.
-- non-canonical base64url, so a token has exactly one spelling and one cache entry.
+- non-canonical base64url and high-S ES256 signatures `(r, n - s)`, so a token has
+  exactly one spelling and one cache entry.
 - claims are only read after the signature verifies.
 
 The hot path pays for a signature check once per token: verified tokens are cached by
@@ -26,6 +28,7 @@ import hashlib
 import math
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,9 +36,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jwk import SecurityWarning
 
+from harbourgate import geo
 from harbourgate.config import VerifierSettings
 from harbourgate.identity.jwks import (
+    ED25519,
     EDDSA,
     ES256,
     JWKSError,
@@ -60,25 +68,15 @@ __all__ = [
 MAX_TOKEN_BYTES: Final = 8192
 DEFAULT_LEEWAY: Final = 60.0
 
-# ISO 3166-1 alpha-2, all 249 officially assigned codes, plus XK (Kosovo), the user-assigned
-# code that identity documents and verifiers use in practice.
-_ISO_CODES = """
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
-BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
-DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
-GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
-KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
-MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
-PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
-SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
-VN VU WF WS YE YT ZA ZM ZW XK
-"""
-ISO_3166_ALPHA2: Final = frozenset(_ISO_CODES.split())
+ISO_3166_ALPHA2: Final = geo.COUNTRIES  # the one list (`harbourgate.geo`)
 
-# Codes people write that ISO 3166-1 does not assign, and what they almost always mean.
-_LOOKALIKES: Final = {"UK": "GB", "EL": "GR", "EU": None, "UN": None}
-
-_ACCEPTED_ALGS: Final = (EDDSA, ES256)
+_ACCEPTED_ALGS: Final = (EDDSA, ED25519, ES256)
+# joserfc verifies; its registry knows no other algorithm, so nothing else can slip through.
+# Unknown header parameters are ignored as RFC 7515 says (`crit` is refused before).
+_REGISTRY: Final = jws.JWSRegistry(algorithms=_ACCEPTED_ALGS, strict_check_header=False)
+_P256_N: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+# `EdDSA` is deprecated by RFC 9864 in favour of `Ed25519`; verifiers still send it.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
 _LATEST_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z
 
 # Failures that do not depend on the clock: safe to answer from the negative cache.
@@ -282,15 +280,25 @@ class AttestationVerifier:
         return keys
 
     def _verify(self, token: str, keys: KeySet, now: float) -> EndUser:
-        header, signing_input, payload, signature = _split(token)
+        header, payload, signature = _split(token)
         key = self._select_key(header, keys)
+        if key.alg == ES256 and len(signature) == 64 \
+                and int.from_bytes(signature[32:], "big") > _P256_N // 2:
+            raise _fail("bad_signature", "ES256 signature has a high S (the twin (r, n - s) of "
+                                         "another): sign with low S, so a token has one "
+                                         "spelling")
         self.signature_checks += 1
-        if not key.verify(signature, signing_input):
+        try:
+            jws.deserialize_compact(token, key.key, algorithms=[header["alg"]],
+                                    registry=_REGISTRY)
+        except BadSignatureError:
             size = ("" if len(signature) == 64 else
                     f" ({len(signature)} bytes; {key.alg} signatures are 64 bytes"
                     f"{', raw r||s, not DER' if key.alg == ES256 else ''})")
             raise _fail("bad_signature", f"signature does not verify with {_key_name(key)}"
-                                         f"{size}")
+                                         f"{size}") from None
+        except (JoseError, ValueError) as exc:
+            raise _fail("malformed", f"is not a JWS joserfc accepts ({exc})") from None
         try:
             claims = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -331,7 +339,7 @@ class AttestationVerifier:
             known = ", ".join(repr(k) for k in keys.kids if k is not None)
             raise _fail("unknown_kid", f"is signed with unknown kid {kid!r}; the trusted "
                                        f"JWKS holds {known or 'no named keys'}")
-        if key.alg != alg:
+        if alg not in key.algs:
             raise _fail("unsupported_alg", f"uses {alg} but {_key_name(key)} is a {key.kind} "
                                            f"key, which verifies only {key.alg}")
         return key
@@ -380,8 +388,8 @@ class AttestationVerifier:
                        verification_level=level, issuer=iss, issued_at=iat, expires_at=exp)
 
 
-def _split(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
-    """Header, signing input, payload and signature of a compact JWS, strictly decoded."""
+def _split(token: str) -> tuple[dict[str, Any], bytes, bytes]:
+    """Header, payload and signature of a compact JWS, strictly decoded (one spelling)."""
     parts = token.split(".")
     if len(parts) != 3:
         raise _fail("malformed", f"is not a compact JWS: expected three base64url parts "
@@ -401,8 +409,7 @@ def _split(token: str) -> tuple[dict[str, Any], bytes, bytes, bytes]:
             decoded.append(b64url_decode(text))
         except ValueError as exc:
             raise _fail("malformed", f"{name} is {exc}") from exc
-    signing_input = token[: len(header_b64) + 1 + len(payload_b64)].encode("ascii")
-    return header, signing_input, decoded[0], decoded[1]
+    return header, decoded[0], decoded[1]
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, required: bool = False) -> float | None:
@@ -419,17 +426,12 @@ def _time_claim(claims: Mapping[str, Any], name: str, required: bool = False) ->
 
 
 def _country(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise _claim_error(name, f"must be an ISO 3166-1 alpha-2 code such as \"HK\", not "
-                                 f"{type(value).__name__}")
-    code = value.upper()
-    if code not in ISO_3166_ALPHA2:
-        hint = ""
-        if code in _LOOKALIKES:
-            right = _LOOKALIKES[code]
-            hint = f" (use {right})" if right else " (it is not a country)"
-        raise _claim_error(name, f"{value!r} is not an ISO 3166-1 alpha-2 code{hint}")
-    return code
+    """Exactly an assigned code: `uſ` and `ıs`, which `str.upper()` turns into US and IS,
+    are refused like any other string that is not one."""
+    try:
+        return geo.normalise_country(value)
+    except ValueError as exc:
+        raise _claim_error(name, str(exc)) from None
 
 
 def _nationality(value: Any) -> tuple[str, ...]:

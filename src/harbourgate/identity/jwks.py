@@ -3,6 +3,8 @@
 A JWKS is the only thing that makes an attestation trustworthy, so it is read with suspicion:
 only Ed25519 (`OKP`) and P-256 (`EC`) signing keys are kept, every other key is skipped with
 a log line, and a document that is malformed is refused as a whole rather than half-used.
+The keys themselves are joserfc's (`OKPKey`, `ECKey`), which verify the signatures; what is
+checked here is which keys to trust, and that their encoding has one spelling.
 
 A source (`FileJWKS`, `URLJWKS`) holds the current `KeySet` and swaps it for a new one when
 the file changes or the URL is re-fetched. When a reload fails, the last good keys stay in
@@ -31,15 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc.jwk import ECKey, OKPKey
 
 log = logging.getLogger("harbourgate.identity.jwks")
 
 EDDSA = "EdDSA"
+ED25519 = "Ed25519"  # RFC 9864's fully specified name for EdDSA with Ed25519
 ES256 = "ES256"
 MAX_JWKS_BYTES = 1_000_000
 
@@ -69,31 +68,20 @@ def b64url_decode(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class VerifierKey:
-    """One trusted public key and the one algorithm it may verify."""
+    """One trusted public key (joserfc's) and the algorithms it may verify."""
 
     kid: str | None
     alg: str  # EDDSA for Ed25519 keys, ES256 for P-256 keys
-    public_key: Ed25519PublicKey | ec.EllipticCurvePublicKey = field(repr=False)
+    key: OKPKey | ECKey = field(repr=False)
 
     @property
     def kind(self) -> str:
         return "Ed25519" if self.alg == EDDSA else "P-256"
 
-    def verify(self, signature: bytes, signing_input: bytes) -> bool:
-        """True when `signature` is this key's over `signing_input` (JWS encoding for ES256)."""
-        try:
-            if isinstance(self.public_key, Ed25519PublicKey):
-                self.public_key.verify(signature, signing_input)
-            else:
-                if len(signature) != 64:
-                    return False
-                r = int.from_bytes(signature[:32], "big")
-                s = int.from_bytes(signature[32:], "big")
-                self.public_key.verify(encode_dss_signature(r, s), signing_input,
-                                       ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            return False
-        return True
+    @property
+    def algs(self) -> tuple[str, ...]:
+        """The `alg` values a token signed with this key may carry."""
+        return (EDDSA, ED25519) if self.alg == EDDSA else (ES256,)
 
 
 class KeySet:
@@ -183,28 +171,26 @@ def _parse_key(entry: Any, where: str) -> VerifierKey | None:
     if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
         log.info("%s: skipped a key whose key_ops %r do not include verify", where, ops)
         return None
-    if declared is not None and declared != alg:
+    if declared is not None and declared not in ((EDDSA, ED25519) if alg == EDDSA else (alg,)):
         log.info("%s: skipped a %s key declared for alg %r (expected %s)",
                  where, crv, declared, alg)
         return None
     if "d" in entry:
         log.warning("%s: holds private key material (d); publish only public keys", where)
-    x = _coordinate(entry, "x", where)
+    _coordinate(entry, "x", where)
+    public = {"kty": kty, "crv": crv, "x": entry["x"]}  # never the private part
+    if alg == ES256:
+        _coordinate(entry, "y", where)
+        public["y"] = entry["y"]
     try:
-        if alg == EDDSA:
-            public: Ed25519PublicKey | ec.EllipticCurvePublicKey = (
-                Ed25519PublicKey.from_public_bytes(x))
-        else:
-            y = _coordinate(entry, "y", where)
-            numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"),
-                                                    int.from_bytes(y, "big"), ec.SECP256R1())
-            public = numbers.public_key()
+        key: OKPKey | ECKey = (OKPKey if alg == EDDSA else ECKey).import_key(public)
     except ValueError as exc:
         raise JWKSError(f"{where}: not a valid {crv} public key ({exc})") from exc
-    return VerifierKey(kid=kid, alg=alg, public_key=public)
+    return VerifierKey(kid=kid, alg=alg, key=key)
 
 
 def _coordinate(entry: Mapping[str, Any], name: str, where: str) -> bytes:
+    """A key coordinate, strictly: present, canonical base64url, 32 bytes."""
     value = entry.get(name)
     if not isinstance(value, str):
         raise JWKSError(f"{where}: missing {name}")

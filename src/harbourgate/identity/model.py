@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from harbourgate import geo
 from harbourgate.policy.vocab import (
     APPLICATION_STATUSES,
     DATA_CATEGORIES,
@@ -29,7 +30,6 @@ __all__ = [
 
 # Ids of participants and applications: readable slugs, safe in URLs, logs and headers.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 
 
 def is_valid_id(value: str) -> bool:
@@ -37,8 +37,8 @@ def is_valid_id(value: str) -> bool:
 
 
 def is_country_code(value: str) -> bool:
-    """ISO 3166-1 alpha-2 by shape: two upper-case letters (`HK`, `CN`, `US`)."""
-    return bool(COUNTRY_CODE.fullmatch(value))
+    """An assigned ISO 3166-1 alpha-2 code, exactly (`harbourgate.geo`)."""
+    return geo.is_country(value)
 
 
 # Checks shared by the admin API's schemas and the config seed: each returns the value or
@@ -52,10 +52,7 @@ def check_id(value: str) -> str:
 
 
 def check_country(value: str) -> str:
-    if not is_country_code(value):
-        raise ValueError("must be an ISO 3166-1 alpha-2 country code (two upper-case "
-                         f"letters, e.g. HK), not {value!r}")
-    return value
+    return geo.check_country(value)
 
 
 def check_use_case(value: str) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from harbourgate import geo
 from harbourgate.policy import vocab
 from harbourgate.policy.errors import PolicyError, Problems
 from harbourgate.policy.timeutil import format_instant, parse_instant
@@ -166,13 +167,11 @@ def _one_of(values: Iterable[str], what: str) -> Check:
 
 
 def _country(v: Any) -> str | None:
-    if vocab.COUNTRY.fullmatch(v):
-        return None
-    return f"{v!r} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. HK, CN, US)"
+    return geo.country_problem(v)
 
 
 def _region(v: Any) -> str | None:
-    if vocab.REGION.fullmatch(v):
+    if geo.is_country(v) or geo.is_region(v):
         return None
     return f"{v!r} is not a region code such as CN-GD-SZ (country, province, city)"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from harbourgate import geo
 from harbourgate.policy import vocab
 from harbourgate.policy.context import Context
 
@@ -57,10 +58,10 @@ class Field:
         if self.vocab is not None and value not in self.vocab:
             return (f"{value!r} is not a known value of {self.name}; "
                     f"known values: {', '.join(self.vocab)}")
-        if self.shape == "country" and not vocab.COUNTRY.fullmatch(value):
-            return f"{value!r} is not an ISO 3166-1 alpha-2 code (e.g. HK, CN, US)"
-        if self.shape == "region" and not vocab.REGION.fullmatch(value):
-            return f"{value!r} is not a region code such as CN-GD-SZ"
+        if self.shape == "country":
+            return geo.country_problem(value)
+        if self.shape == "region" and not (geo.is_country(value) or geo.is_region(value)):
+            return f"{value!r} is not {geo.REGION_HELP}"
         return None
 
 

@@ -132,8 +132,6 @@ an unknown city never satisfies a GBA rule.
 
 GBA_CITY_NAMES: dict[str, str] = {name.lower(): code for code, name in GBA_CITIES.items()}
 
-COUNTRY = re.compile(r"^[A-Z]{2}$")
-REGION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3}){0,2}$")
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
 
@@ -143,6 +141,7 @@ def region_country(region: str) -> str:
 
 
 def normalise_region(value: str) -> str:
-    """Accept a region code (any case) or a GBA city name (`Shenzhen`) and return the code."""
+    """A GBA city name (`Shenzhen`, any case) as its region code; anything else as written
+    (codes are checked exactly, `harbourgate.geo`: never case-folded)."""
     code = GBA_CITY_NAMES.get(value.strip().lower())
-    return code if code else value.strip().upper()
+    return code if code else value.strip()

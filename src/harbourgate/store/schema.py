@@ -148,3 +148,13 @@ quotas = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
 )
+
+# The audit log's damage, once any process found the stored log contradicting its last
+# signed checkpoint: one row (id 1); every process reads it and then signs and records
+# nothing, until the database is restored (which removes the row with the damage).
+audit_state = sa.Table(
+    "audit_state", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("damage", sa.Text, nullable=True),
+    sa.Column("detected_at", Timestamp, nullable=True),
+)

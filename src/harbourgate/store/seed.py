@@ -44,17 +44,20 @@ class SeedResult:
 
 def apply_seed(engine: sa.Engine, seed: SandboxSeed, *,
                route_names: Collection[str] | None = None,
-               source: str = "<config>") -> SeedResult:
+               source: str = "<config>",
+               audit: Callable[[sa.Connection, SeedResult], object] | None = None,
+               ) -> SeedResult:
     """Insert the seed's missing participants and applications in one transaction.
 
     `route_names`, when given, checks each application's `model_preference`. The state
-    version is bumped only when something was inserted.
+    version is bumped only when something was inserted, and then `audit(conn, result)`
+    records it in the same transaction.
     """
     people = [_participant(item, i, source) for i, item in enumerate(seed.participants)]
     apps = [_application(item, i, source, route_names) for i, item in enumerate(seed.applications)]
     for attempt in range(_ATTEMPTS):
         try:
-            return _insert_missing(engine, people, apps, source)
+            return _insert_missing(engine, people, apps, source, audit)
         except Conflict:
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -62,7 +65,9 @@ def apply_seed(engine: sa.Engine, seed: SandboxSeed, *,
 
 
 def _insert_missing(engine: sa.Engine, people: list[dict[str, Any]],
-                    apps: list[tuple[str, dict[str, Any]]], source: str) -> SeedResult:
+                    apps: list[tuple[str, dict[str, Any]]], source: str,
+                    audit: Callable[[sa.Connection, SeedResult], object] | None
+                    ) -> SeedResult:
     added_people: list[str] = []
     added_apps: list[str] = []
     with engine.begin() as conn:
@@ -80,9 +85,12 @@ def _insert_missing(engine: sa.Engine, people: list[dict[str, Any]],
                                   "add it under sandbox.participants", source=source,
                                   key=key) from exc
             added_apps.append(values["id"])
-        if added_people or added_apps:
+        result = SeedResult(tuple(added_people), tuple(added_apps))
+        if result.changed:
             bump_state_version(conn)
-    return SeedResult(tuple(added_people), tuple(added_apps))
+            if audit is not None:
+                audit(conn, result)
+    return result
 
 
 def _participant(item: Mapping[str, Any], i: int, source: str) -> dict[str, Any]:
@@ -177,11 +185,14 @@ def _known_keys(item: Mapping[str, Any], known: tuple[str, ...], where: str,
 
 
 def apply_quota_seed(engine: sa.Engine, quotas: Collection[Quota], *,
-                     source: str = "<config>") -> list[str]:
+                     source: str = "<config>",
+                     audit: Callable[[sa.Connection, list[str]], object] | None = None
+                     ) -> list[str]:
     """Insert the config's quotas that are not stored yet (by id); what exists is left
     alone, since the admin API may have changed it. A scope naming an unknown participant,
     application or key is a `ConfigError` naming `quotas[i].scope.<key>`. The state
-    version is bumped only when something was inserted."""
+    version is bumped only when something was inserted, and then `audit(conn, ids)` records
+    it in the same transaction."""
     with engine.begin() as conn:
         for i, quota in enumerate(quotas):
             try:
@@ -192,4 +203,6 @@ def apply_quota_seed(engine: sa.Engine, quotas: Collection[Quota], *,
         added = insert_missing(conn, quotas)
         if added:
             bump_state_version(conn)
+            if audit is not None:
+                audit(conn, added)
     return added

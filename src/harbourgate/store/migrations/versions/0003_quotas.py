@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_quotas"
-down_revision = "0002_decisions"  # the brief's "0001"; chained here so there is one head
+down_revision = "0002_decisions"
 branch_labels = None
 depends_on = None
 

@@ -81,6 +81,7 @@ class VerifierSettings:
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int = 4_000_000
+    max_stream_s: float = 3600.0  # overall deadline of one streamed answer
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ def _build(raw: dict[str, Any], source: str, environ: Mapping[str, str]) -> Sett
     if settings.limits.max_body_bytes <= 0:
         raise ConfigError("must be a positive number of bytes", source=source,
                           key="limits.max_body_bytes")
+    if settings.limits.max_stream_s <= 0:
+        raise ConfigError("must be a positive number of seconds", source=source,
+                          key="limits.max_stream_s")
     if settings.server.workers < 1:
         raise ConfigError("must be at least 1", source=source, key="server.workers")
     return settings

@@ -9,30 +9,34 @@ failing over to the next permitted model can help.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from harbourgate.config import RouteConfig
 
-Shape = Literal["openai", "anthropic"]
-SHAPES: tuple[Shape, ...] = ("openai", "anthropic")
+Shape = Literal["openai", "anthropic", "responses"]
+"""openai: Chat Completions; anthropic: Messages; responses: OpenAI Responses."""
+SHAPES: tuple[Shape, ...] = ("openai", "anthropic", "responses")
 
 
 class UpstreamError(Exception):
     """An upstream failed. `retryable` = the gateway may fail over to the next model.
 
     Codes: `upstream_error` (502), `upstream_timeout` (504), `invalid_request` (400, not
-    retryable: the caller's request itself was refused, another model would refuse it too).
+    retryable: the caller's request itself was refused, another model would refuse it too),
+    `upstream_rate_limited` (429) and `upstream_overloaded` (503: OpenAI 503, Anthropic 529),
+    both retryable; `retry_after` keeps the upstream's Retry-After header for the caller.
     """
 
     def __init__(self, message: str, *, status: int = 502, code: str = "upstream_error",
-                 retryable: bool = True) -> None:
+                 retryable: bool = True, retry_after: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.retryable = retryable
+        self.retry_after = retry_after
 
     def __repr__(self) -> str:
         return (f"UpstreamError({self.message!r}, status={self.status}, code={self.code!r}, "
@@ -49,7 +53,13 @@ class StreamEvent:
 
 @runtime_checkable
 class EventStream(Protocol):
-    """What `Upstream.open_stream` returns: caller-shape events, closable early."""
+    """What `Upstream.open_stream` returns: caller-shape events, closable early.
+
+    `usage` (a `harbourgate.shapes.Usage`) holds the usage seen so far: complete after the
+    last event, partial for a stream cut short.
+    """
+
+    usage: Any
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
 
@@ -64,11 +74,17 @@ class Upstream(Protocol):
 
     route: RouteConfig
 
-    async def chat(self, shape: Shape, body: dict[str, Any]) -> dict[str, Any]:
-        """Answer a chat request (caller shape, "model" = route name) in the caller's shape."""
+    async def chat(self, shape: Shape, body: dict[str, Any],
+                   headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Answer a chat request (caller shape, "model" = route name) in the caller's shape.
+
+        `headers`: the caller's `anthropic-*` / `openai-*` request headers (lower-case
+        names), passed through when the provider speaks the caller's shape.
+        """
         ...
 
-    async def open_stream(self, shape: Shape, body: dict[str, Any]) -> EventStream:
+    async def open_stream(self, shape: Shape, body: dict[str, Any],
+                          headers: Mapping[str, str] | None = None) -> EventStream:
         """Start a streamed answer; errors before the first event raise `UpstreamError` here.
 
         The events are in the caller's shape, without OpenAI's `data: [DONE]` sentinel
@@ -78,6 +94,11 @@ class Upstream(Protocol):
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         """Answer an OpenAI embeddings request in the OpenAI embeddings shape."""
+        ...
+
+    async def count_tokens(self, shape: Shape, body: dict[str, Any],
+                           headers: Mapping[str, str] | None = None) -> int | None:
+        """The request's input tokens as the upstream counts them; None when it cannot."""
         ...
 
     async def aclose(self) -> None:

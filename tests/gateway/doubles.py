@@ -225,6 +225,7 @@ class ScriptedStream:
             if self._drip is not None and self.sent == 3:
                 while True:
                     await asyncio.sleep(self._drip)
+                    self.sent += 1
                     yield self._events[2]
         self.usage = Usage(input_tokens=7, output_tokens=5)
 

@@ -199,9 +199,7 @@ def _strings(body: dict[str, Any], field: str) -> None:
 
 def _tools(body: dict[str, Any], *, anthropic: bool = False) -> None:
     tools = body.get("tools")
-    if tools is None:
-        return
-    for i, tool in enumerate(_array(tools, "tools")):
+    for i, tool in enumerate(_array(tools, "tools") if tools is not None else ()):
         at = f"tools[{i}]"
         tool = _object(tool, at)
         if anthropic:

@@ -9,7 +9,6 @@ answer. Nothing here touches the database; the only I/O is the upstream call (in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -228,28 +227,62 @@ class Gateway:
 
     async def _stream(self, send: Send, receive: Receive, adm: Admission, served: Served,
                       answer: Answer) -> None:
-        """Relay the upstream's events; a client's departure is noticed at once (the read
+        """Relay the upstream's events. A client's departure is noticed at once (the relay
         races the ASGI disconnect) and closes the upstream stream. An idle deadline (the
-        route's timeout_s between events) and an overall one (limits.max_stream_s) end a
-        stream with an error event and an audit record, as an upstream failure does."""
+        route's timeout_s between events) and an overall one (limits.max_stream_s) end the
+        stream with an error event and an audit record, as an upstream failure does. The
+        relay runs in this task; a disconnect or the one watchdog timer that keeps both
+        deadlines cancels it at its await, so an event costs a clock read, no task or timer."""
         assert answer.relay is not None and served.route is not None
         events: EventStream = served.result
         await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
-        pump = asyncio.ensure_future(self._pump(send, answer.relay, events, served))
+        loop = asyncio.get_running_loop()
+        idle, clock = served.route.timeout_s, _Clock(loop.time())
+        deadline = clock.last + self.max_stream_s
+        task = asyncio.current_task()
+        assert task is not None
+        stopped: list[str] = []  # why the relay was stopped: "gone", "idle" or "overall"
+
+        def stop(why: str) -> None:
+            if clock.live and not stopped:
+                stopped.append(why)
+                task.cancel()  # lands at the relay's current await: the upstream read
+
+        def watch() -> None:
+            now, due = loop.time(), min(clock.last + idle, deadline)
+            if now < due:
+                clock.timer = loop.call_at(due, watch)
+            else:
+                stop("overall" if now >= deadline else "idle")
+
+        def left(_: object) -> None:
+            stop("gone")
+
         gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(left)
+        clock.timer = loop.call_at(min(clock.last + idle, deadline), watch)
         try:
-            await asyncio.wait((pump, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not pump.done():  # the client left (or this task was cancelled)
-                pump.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pump
+            outcome = await self._pump(send, answer.relay, events, served, clock)
+        except asyncio.CancelledError:
+            if not stopped:
+                raise  # cancelled from outside: not ours to absorb
+            task.uncancel()
+            outcome = False if stopped[0] == "gone" else None
+        finally:  # a callback already scheduled must not cancel what follows
+            clock.live = False
+            clock.timer.cancel()
+            gone.remove_done_callback(left)
             gone.cancel()
-        if pump.cancelled():
+        if outcome is False:  # the client left; the upstream stream is closed
             return
-        failure = pump.result()
-        if failure is False:  # the client went away mid-send
-            return
+        failure = outcome or None
+        if stopped:
+            metrics.UPSTREAM_ERRORS.labels(served.route.name, "upstream_timeout").inc()
+            failure = GatewayError(504, "upstream_timeout", (
+                f"the stream from {served.route.name} ran past this gateway's limit of "
+                f"{self.max_stream_s:g} s (limits.max_stream_s)") if stopped[0] == "overall"
+                else (f"the upstream {served.route.name} sent nothing for {idle:g} s "
+                      "(the route's timeout_s) mid-stream"))
         if failure is not None:
             record = pipeline.audit_record(adm, served, failure.status, failure.code,
                                            kind="stream_interrupted",
@@ -262,40 +295,25 @@ class Gateway:
                         "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _pump(self, send: Send, relay: Relay, events: EventStream,
-                    served: Served) -> GatewayError | bool | None:
-        """Copy events to the client until the end (None), a failure (its error), or the
-        client's socket closes (False). Always closes the upstream stream."""
-        assert served.route is not None
+    @staticmethod
+    async def _pump(send: Send, relay: Relay, events: EventStream, served: Served,
+                    clock: _Clock) -> GatewayError | bool | None:
+        """Copy events to the client until the end (None), an upstream failure (its error)
+        or the client's socket closing (False). Always closes the upstream stream."""
         loop = asyncio.get_running_loop()
-        idle = served.route.timeout_s
-        deadline = loop.time() + self.max_stream_s
         try:
-            async with asyncio.timeout(None) as timer:
-                while True:
-                    timer.reschedule(min(deadline, loop.time() + idle))
-                    try:
-                        event = await anext(events)
-                    except StopAsyncIteration:
-                        break
-                    timer.reschedule(None)
-                    await send({"type": "http.response.body", "body": relay.event(event),
-                                "more_body": True})
+            async for event in events:
+                clock.last = loop.time()
+                await send({"type": "http.response.body", "body": relay.event(event),
+                            "more_body": True})
             await send({"type": "http.response.body", "body": relay.end(), "more_body": True})
             return None
-        except TimeoutError:
-            overall = loop.time() >= deadline
-            metrics.UPSTREAM_ERRORS.labels(served.route.name, "upstream_timeout").inc()
-            return GatewayError(504, "upstream_timeout", (
-                f"the stream from {served.route.name} ran past this gateway's limit of "
-                f"{self.max_stream_s:g} s (limits.max_stream_s)") if overall else (
-                f"the upstream {served.route.name} sent nothing for {idle:g} s "
-                "(the route's timeout_s) mid-stream"))
         except UpstreamError as exc:
-            metrics.UPSTREAM_ERRORS.labels(served.route.name, exc.code).inc()
+            name = served.route.name if served.route is not None else ""
+            metrics.UPSTREAM_ERRORS.labels(name, exc.code).inc()
             return GatewayError(502, "upstream_error",
-                                f"the upstream {served.route.name} failed mid-stream: {exc}")
-        except OSError:  # the client went away; stop reading the upstream
+                                f"the upstream {name} failed mid-stream: {exc}")
+        except OSError:
             return False
         finally:
             await events.aclose()
@@ -319,6 +337,18 @@ class Gateway:
         metrics.AUDIT_QUEUE.set(getattr(self.audit, "queue_depth", 0))
         body, content_type = await asyncio.to_thread(metrics.render)
         await _respond(send, 200, body, content_type=content_type.encode())
+
+
+class _Clock:
+    """When a stream last moved, the watchdog timer that reads it, and whether the relay
+    is still running (only then may a disconnect or a deadline stop it)."""
+
+    __slots__ = ("last", "live", "timer")
+
+    def __init__(self, now: float) -> None:
+        self.last = now
+        self.live = True
+        self.timer: asyncio.TimerHandle | None = None
 
 
 async def _disconnected(receive: Receive) -> None:

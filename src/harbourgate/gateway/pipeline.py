@@ -142,7 +142,7 @@ def identify(snapshot: Snapshot, headers: Mapping[bytes, bytes]) -> Caller:
 # -- 2. admit -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admission:
     """What the gateway knows of a request before anything leaves it. With `error` set,
     the request is refused; the other fields say how far admission got (for the record)."""
@@ -309,7 +309,7 @@ def _data_origin(headers: Mapping[bytes, bytes]) -> tuple[str | None, str | None
 # -- 3. forward -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Served:
     """What forwarding gave: the answer and who served it, or the error that ends it.
 
@@ -503,8 +503,9 @@ def audit_record(adm: Admission, served: Served | None, status: int,
     if served is not None and served.session is not None:
         record["pseudonymised"] = served.session.counts
     usage = usage or (served.usage if served is not None else None)
-    if usage is not None and any(usage.to_dict().values()):
-        record["usage"] = usage.to_dict()
+    counts = usage.to_dict() if usage is not None else None
+    if counts is not None and any(counts.values()):
+        record["usage"] = counts
     if served is not None and served.counted_by is not None:
         record["token_count"] = served.counted_by
     if adm.ctx is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +82,8 @@ class _Stream:
     def __aiter__(self) -> _Stream:
         return self
 
-    async def __anext__(self) -> StreamEvent:
-        return await self._inner.__anext__()
+    def __anext__(self) -> Awaitable[StreamEvent]:
+        return self._inner.__anext__()  # no coroutine of its own: one per event is enough
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -102,9 +102,9 @@ class _Conformed:
         self._inner = inner
         self.route = inner.route
 
-    async def chat(self, shape: Shape, body: dict[str, Any],
-                   headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return await self._inner.chat(shape, body)
+    def chat(self, shape: Shape, body: dict[str, Any],
+             headers: Mapping[str, str] | None = None) -> Awaitable[dict[str, Any]]:
+        return self._inner.chat(shape, body)
 
     async def open_stream(self, shape: Shape, body: dict[str, Any],
                           headers: Mapping[str, str] | None = None) -> _Stream:

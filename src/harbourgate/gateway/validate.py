@@ -127,10 +127,9 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
 
 
 def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
-    """isinstance, except that a boolean is not a number here."""
-    if isinstance(value, bool):
-        return kind is bool or (isinstance(kind, tuple) and bool in kind)
-    return isinstance(value, kind)
+    """Of that exact JSON type (a parsed body holds only builtin types, and a boolean is
+    not a number here)."""
+    return type(value) is kind if isinstance(kind, type) else type(value) in kind
 
 
 def _typed(obj: dict[str, Any], field: str, kind: type | tuple[type, ...], what: str,
@@ -146,10 +145,12 @@ def _typed(obj: dict[str, Any], field: str, kind: type | tuple[type, ...], what:
                       f"{where}.{field}")
 
 
-def _top(body: dict[str, Any], field: str, kind: type | tuple[type, ...], what: str) -> None:
-    value = body.get(field)
-    if value is not None and not _is(value, kind):
-        raise invalid(f"'{field}' must be {what}, not {_kind(value)}", field)
+def _tops(body: dict[str, Any], specs: tuple[tuple[str, type, str], ...]) -> None:
+    """Optional top-level fields, each of one JSON type."""
+    for field, kind, what in specs:
+        value = body.get(field)
+        if value is not None and type(value) is not kind:
+            raise invalid(f"'{field}' must be {what}, not {_kind(value)}", field)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -266,14 +267,14 @@ def openai_chat(body: dict[str, Any]) -> tuple[str, bool]:
     _number(body, "frequency_penalty", -2, 2)
     _strings(body, "stop")
     _tools(body)
-    for field, kind, what in (("response_format", dict, "an object"),
-                              ("stream_options", dict, "an object"),
-                              ("metadata", dict, "an object"), ("user", str, "a string"),
-                              ("logprobs", bool, "a boolean"), ("seed", int, "an integer"),
-                              ("parallel_tool_calls", bool, "a boolean"),
-                              ("reasoning_effort", str, "a string")):
-        _top(body, field, kind, what)
+    _tops(body, _CHAT_FIELDS)
     return model, stream
+
+
+_CHAT_FIELDS = (("response_format", dict, "an object"), ("stream_options", dict, "an object"),
+                ("metadata", dict, "an object"), ("user", str, "a string"),
+                ("logprobs", bool, "a boolean"), ("seed", int, "an integer"),
+                ("parallel_tool_calls", bool, "a boolean"), ("reasoning_effort", str, "a string"))
 
 
 def _missing(field: str) -> list[Any]:
@@ -320,9 +321,12 @@ def _anthropic(body: dict[str, Any]) -> str:
     if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
         raise invalid("'stop_sequences' must be an array of strings", "stop_sequences")
     _tools(body, anthropic=True)
-    for field in ("metadata", "thinking", "output_config"):
-        _top(body, field, dict, "an object")
+    _tops(body, _MESSAGES_FIELDS)
     return model
+
+
+_MESSAGES_FIELDS = (("metadata", dict, "an object"), ("thinking", dict, "an object"),
+                    ("output_config", dict, "an object"))
 
 
 # -- OpenAI Responses ---------------------------------------------------------------------
@@ -368,15 +372,16 @@ def _responses(body: dict[str, Any]) -> str:
         raise invalid(f"'input' must be a string or an array of input items, not "
                       f"{_kind(value)}", "input")
     _tools(body)
-    for field, kind, what in (("instructions", str, "a string"),
-                              ("previous_response_id", str, "a string"),
-                              ("text", dict, "an object"), ("reasoning", dict, "an object"),
-                              ("metadata", dict, "an object"), ("store", bool, "a boolean"),
-                              ("parallel_tool_calls", bool, "a boolean"),
-                              ("truncation", str, "a string"), ("user", str, "a string"),
-                              ("include", list, "an array")):
-        _top(body, field, kind, what)
+    _tops(body, _RESPONSES_FIELDS)
     return model
+
+
+_RESPONSES_FIELDS = (
+    ("instructions", str, "a string"), ("previous_response_id", str, "a string"),
+    ("text", dict, "an object"), ("reasoning", dict, "an object"),
+    ("metadata", dict, "an object"), ("store", bool, "a boolean"),
+    ("parallel_tool_calls", bool, "a boolean"), ("truncation", str, "a string"),
+    ("user", str, "a string"), ("include", list, "an array"))
 
 
 # -- OpenAI Embeddings --------------------------------------------------------------------

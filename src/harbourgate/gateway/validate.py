@@ -9,6 +9,7 @@ because the gateway could neither scan nor pseudonymise what it does not know.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -70,17 +71,22 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 
 def _depth(body: dict[str, Any]) -> None:
-    """Refuse nesting deeper than MAX_DEPTH, without recursion (so no depth can crash it)."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
-    while stack:
-        value, depth = stack.pop()
+    """Refuse nesting deeper than MAX_DEPTH, level by level (no recursion, so no depth can
+    crash it; a typical body has a handful of containers)."""
+    level: list[Any] = [body]
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             raise invalid(f"the request body nests arrays and objects deeper than "
                           f"{MAX_DEPTH} levels")
-        items = value.values() if isinstance(value, dict) else value
-        for item in items:
-            if isinstance(item, dict | list) and item:
-                stack.append((item, depth + 1))
+        deeper: list[Any] = []
+        for value in level:
+            for item in (value.values() if type(value) is dict else value):
+                kind = type(item)
+                if (kind is dict or kind is list) and item:
+                    deeper.append(item)
+        level = deeper
+        depth += 1
 
 
 def _kind(value: Any) -> str:
@@ -106,24 +112,54 @@ def _stream(body: dict[str, Any]) -> bool:
     return stream
 
 
-def _positive_int(body: dict[str, Any], name: str, *, required: bool = False,
-                  where: str | None = None) -> None:
-    value = body.get(name)
-    where = where or name
-    if value is None:
-        if required:
-            raise invalid(f"missing required field '{where}'", where)
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise invalid(f"'{where}' must be a positive integer, not {value!r}", where)
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> None:
+def _positive_int(body: dict[str, Any], name: str) -> None:
     value = body.get(name)
     if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise invalid(f"'{name}' must be a number from {low:g} to {high:g}, not {value!r}", name)
+        raise invalid(f"missing required field '{name}'", name)
+    _positive(name, value)
+
+
+# Checks of optional top-level fields, each `check(name, value)` for a present, non-null
+# value: a body is checked field by field for the fields it has, not for every field known.
+Check = Callable[[str, Any], None]
+
+
+def _positive(name: str, value: Any) -> None:
+    if type(value) is not int or value < 1:
+        raise invalid(f"'{name}' must be a positive integer, not {value!r}", name)
+
+
+def _range(low: float, high: float) -> Check:
+    def check(name: str, value: Any) -> None:
+        if type(value) not in (int, float) or not low <= value <= high:
+            raise invalid(f"'{name}' must be a number from {low:g} to {high:g}, not "
+                          f"{value!r}", name)
+    return check
+
+
+def _of(kind: type, what: str) -> Check:
+    def check(name: str, value: Any) -> None:
+        if type(value) is not kind:
+            raise invalid(f"'{name}' must be {what}, not {_kind(value)}", name)
+    return check
+
+
+def _str_or_strings(name: str, value: Any) -> None:
+    if type(value) is not str and not (
+            type(value) is list and all(type(s) is str for s in value)):
+        raise invalid(f"'{name}' must be a string or an array of strings", name)
+
+
+def _strings_only(name: str, value: Any) -> None:
+    if type(value) is not list or not all(type(s) is str for s in value):
+        raise invalid(f"'{name}' must be an array of strings", name)
+
+
+def _fields(body: dict[str, Any], checks: dict[str, Check]) -> None:
+    for name, value in body.items():
+        check = checks.get(name)
+        if check is not None and value is not None:
+            check(name, value)
 
 
 def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
@@ -143,14 +179,6 @@ def _typed(obj: dict[str, Any], field: str, kind: type | tuple[type, ...], what:
     if not _is(value, kind):
         raise invalid(f"'{where}.{field}' must be {what}, not {_kind(value)}",
                       f"{where}.{field}")
-
-
-def _tops(body: dict[str, Any], specs: tuple[tuple[str, type, str], ...]) -> None:
-    """Optional top-level fields, each of one JSON type."""
-    for field, kind, what in specs:
-        value = body.get(field)
-        if value is not None and type(value) is not kind:
-            raise invalid(f"'{field}' must be {what}, not {_kind(value)}", field)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -191,16 +219,8 @@ def _parts(content: Any, where: str,
             _parts(part["content"], f"{at}.content", _ANTHROPIC_BLOCKS)
 
 
-def _strings(body: dict[str, Any], field: str) -> None:
-    value = body.get(field)
-    if value is not None and not isinstance(value, str) and not (
-            isinstance(value, list) and all(isinstance(s, str) for s in value)):
-        raise invalid(f"'{field}' must be a string or an array of strings", field)
-
-
-def _tools(body: dict[str, Any], *, anthropic: bool = False) -> None:
-    tools = body.get("tools")
-    for i, tool in enumerate(_array(tools, "tools") if tools is not None else ()):
+def _tools(name: str, tools: Any, *, anthropic: bool = False) -> None:
+    for i, tool in enumerate(_array(tools, name)):
         at = f"tools[{i}]"
         tool = _object(tool, at)
         if anthropic:
@@ -217,13 +237,21 @@ def _tools(body: dict[str, Any], *, anthropic: bool = False) -> None:
             _typed(fn, "name", str, "a string", where, required=True)
             _typed(fn, "description", str, "a string", where)
             _typed(fn, "parameters", dict, "an object", where)
-    choice = body.get("tool_choice")
-    if choice is not None and not isinstance(choice, str | dict):
-        raise invalid(f"'tool_choice' must be a string or an object, not {_kind(choice)}",
-                      "tool_choice")
-    if anthropic and isinstance(choice, str):
-        raise invalid("'tool_choice' must be an object such as {\"type\": \"auto\"}",
-                      "tool_choice")
+
+
+def _anthropic_tools(name: str, tools: Any) -> None:
+    _tools(name, tools, anthropic=True)
+
+
+def _tool_choice(name: str, choice: Any) -> None:
+    if type(choice) not in (str, dict):
+        raise invalid(f"'{name}' must be a string or an object, not {_kind(choice)}", name)
+
+
+def _anthropic_tool_choice(name: str, choice: Any) -> None:
+    if type(choice) is not dict:
+        raise invalid(f"'{name}' must be an object such as {{\"type\": \"auto\"}}, not "
+                      f"{_kind(choice)}", name)
 
 
 # -- OpenAI Chat Completions --------------------------------------------------------------
@@ -245,6 +273,8 @@ def openai_chat(body: dict[str, Any]) -> tuple[str, bool]:
         elif not isinstance(content, str):
             raise invalid(f"'{where}.content' must be a string or an array of content parts, "
                           f"not {_kind(content)}", f"{where}.content")
+        if len(message) == 2 and role != "tool":  # role and content: nothing more
+            continue
         _typed(message, "name", str, "a string", where)
         _typed(message, "tool_call_id", str, "a string", where, required=role == "tool")
         calls = message.get("tool_calls")
@@ -258,23 +288,20 @@ def openai_chat(body: dict[str, Any]) -> tuple[str, bool]:
                 _typed(fn, "arguments", str, "a string (JSON text)", f"{at}.function",
                        required=True)
     stream = _stream(body)
-    _positive_int(body, "max_tokens")
-    _positive_int(body, "max_completion_tokens")
-    _positive_int(body, "n")
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    _number(body, "presence_penalty", -2, 2)
-    _number(body, "frequency_penalty", -2, 2)
-    _strings(body, "stop")
-    _tools(body)
-    _tops(body, _CHAT_FIELDS)
+    _fields(body, _CHAT_FIELDS)
     return model, stream
 
 
-_CHAT_FIELDS = (("response_format", dict, "an object"), ("stream_options", dict, "an object"),
-                ("metadata", dict, "an object"), ("user", str, "a string"),
-                ("logprobs", bool, "a boolean"), ("seed", int, "an integer"),
-                ("parallel_tool_calls", bool, "a boolean"), ("reasoning_effort", str, "a string"))
+_CHAT_FIELDS: dict[str, Check] = {
+    "max_tokens": _positive, "max_completion_tokens": _positive, "n": _positive,
+    "temperature": _range(0, 2), "top_p": _range(0, 1), "presence_penalty": _range(-2, 2),
+    "frequency_penalty": _range(-2, 2), "stop": _str_or_strings, "tools": _tools,
+    "tool_choice": _tool_choice, "response_format": _of(dict, "an object"),
+    "stream_options": _of(dict, "an object"), "metadata": _of(dict, "an object"),
+    "user": _of(str, "a string"), "logprobs": _of(bool, "a boolean"),
+    "top_logprobs": _of(int, "an integer"), "seed": _of(int, "an integer"),
+    "parallel_tool_calls": _of(bool, "a boolean"), "reasoning_effort": _of(str, "a string"),
+}
 
 
 def _missing(field: str) -> list[Any]:
@@ -285,7 +312,7 @@ def _missing(field: str) -> list[Any]:
 
 def anthropic_messages(body: dict[str, Any]) -> tuple[str, bool]:
     """Check a Messages body; return (model, stream)."""
-    _positive_int(body, "max_tokens", required=True)
+    _positive_int(body, "max_tokens")
     return _anthropic(body), _stream(body)
 
 
@@ -308,36 +335,32 @@ def _anthropic(body: dict[str, Any]) -> str:
         elif not isinstance(content, str):
             raise invalid(f"'{where}.content' must be a string or an array of content blocks,"
                           f" not {_kind(content)}", f"{where}.content")
-    _number(body, "temperature", 0, 1)
-    _number(body, "top_p", 0, 1)
-    _positive_int(body, "top_k")
-    system = body.get("system")
-    if isinstance(system, list):
-        _parts(system, "system", {"text": (("text",), ())})
-    elif system is not None and not isinstance(system, str):
-        raise invalid(f"'system' must be a string or an array of text blocks, not "
-                      f"{_kind(system)}", "system")
-    stop = body.get("stop_sequences")
-    if stop is not None and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
-        raise invalid("'stop_sequences' must be an array of strings", "stop_sequences")
-    _tools(body, anthropic=True)
-    _tops(body, _MESSAGES_FIELDS)
+    _fields(body, _MESSAGES_FIELDS)
     return model
 
 
-_MESSAGES_FIELDS = (("metadata", dict, "an object"), ("thinking", dict, "an object"),
-                    ("output_config", dict, "an object"))
+def _system(name: str, system: Any) -> None:
+    if type(system) is list:
+        _parts(system, name, {"text": (("text",), ())})
+    elif type(system) is not str:
+        raise invalid(f"'{name}' must be a string or an array of text blocks, not "
+                      f"{_kind(system)}", name)
+
+
+_MESSAGES_FIELDS: dict[str, Check] = {
+    "max_tokens": _positive, "temperature": _range(0, 1), "top_p": _range(0, 1),
+    "top_k": _positive, "system": _system, "stop_sequences": _strings_only,
+    "tools": _anthropic_tools, "tool_choice": _anthropic_tool_choice,
+    "metadata": _of(dict, "an object"), "thinking": _of(dict, "an object"),
+    "output_config": _of(dict, "an object"),
+}
 
 
 # -- OpenAI Responses ---------------------------------------------------------------------
 
 def responses(body: dict[str, Any]) -> tuple[str, bool]:
     """Check a Responses body; return (model, stream)."""
-    model = _responses(body)
-    _positive_int(body, "max_output_tokens")
-    _number(body, "temperature", 0, 2)
-    _number(body, "top_p", 0, 1)
-    return model, _stream(body)
+    return _responses(body), _stream(body)
 
 
 def responses_input_tokens(body: dict[str, Any]) -> str:
@@ -371,17 +394,19 @@ def _responses(body: dict[str, Any]) -> str:
     elif value is not None and not isinstance(value, str):
         raise invalid(f"'input' must be a string or an array of input items, not "
                       f"{_kind(value)}", "input")
-    _tools(body)
-    _tops(body, _RESPONSES_FIELDS)
+    _fields(body, _RESPONSES_FIELDS)
     return model
 
 
-_RESPONSES_FIELDS = (
-    ("instructions", str, "a string"), ("previous_response_id", str, "a string"),
-    ("text", dict, "an object"), ("reasoning", dict, "an object"),
-    ("metadata", dict, "an object"), ("store", bool, "a boolean"),
-    ("parallel_tool_calls", bool, "a boolean"), ("truncation", str, "a string"),
-    ("user", str, "a string"), ("include", list, "an array"))
+_RESPONSES_FIELDS: dict[str, Check] = {
+    "max_output_tokens": _positive, "temperature": _range(0, 2), "top_p": _range(0, 1),
+    "tools": _tools, "tool_choice": _tool_choice, "instructions": _of(str, "a string"),
+    "previous_response_id": _of(str, "a string"), "text": _of(dict, "an object"),
+    "reasoning": _of(dict, "an object"), "metadata": _of(dict, "an object"),
+    "store": _of(bool, "a boolean"), "parallel_tool_calls": _of(bool, "a boolean"),
+    "truncation": _of(str, "a string"), "user": _of(str, "a string"),
+    "include": _strings_only,
+}
 
 
 # -- OpenAI Embeddings --------------------------------------------------------------------
@@ -405,5 +430,8 @@ def openai_embeddings(body: dict[str, Any]) -> str:
     if fmt not in (None, "float", "base64"):
         raise invalid(f"'encoding_format' must be 'float' or 'base64', not {fmt!r}",
                       "encoding_format")
-    _positive_int(body, "dimensions")
+    _fields(body, _EMBEDDINGS_FIELDS)
     return model
+
+
+_EMBEDDINGS_FIELDS: dict[str, Check] = {"dimensions": _positive, "user": _of(str, "a string")}

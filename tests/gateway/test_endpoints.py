@@ -243,3 +243,10 @@ def test_an_unrecordable_stream_answer_closes_the_upstream() -> None:
     reply = run(request(r.gateway, "POST", path, {**body, "stream": True}))
     assert reply.status == 503 and reply.json()["error"]["code"] == "audit_unavailable"
     assert r.upstreams["fable-5"].streams[0].closed.is_set()
+
+
+def test_stored_responses_are_refused_with_the_reason() -> None:
+    reply = run(request(rig().gateway, "GET", "/v1/responses/resp_123"))
+    assert reply.status == 400
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_request" and "keeps no responses" in error["message"]

@@ -87,6 +87,11 @@ class Gateway:
         shape = "anthropic" if path.startswith("/v1/messages") else "openai"
         method = endpoint.method if endpoint is not None else "GET"
         operation = self._operations.get(path) if endpoint is None else None
+        if endpoint is None and operation is None and path.startswith("/v1/responses/"):
+            err = GatewayError(400, "invalid_request", "Harbourgate keeps no responses, so it "
+                               f"cannot retrieve, cancel or delete one ({path}); keep the "
+                               "output on the client and send it back as input")
+            return await _respond(send, 400, err.body("responses"))
         if endpoint is None and operation is None:
             err = GatewayError(404, "not_found", f"no endpoint {path}; see /v1/chat/completions,"
                                " /v1/responses, /v1/messages, /v1/embeddings, /v1/models")

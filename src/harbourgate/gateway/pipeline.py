@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from time import perf_counter
@@ -345,6 +345,7 @@ async def forward(services: Services, adm: Admission) -> Served:
     upstream_s = 0.0
     for route, decision in adm.plan.permitted:
         body, session = _outgoing(services, adm, decision)
+        body = {**body, "model": route.name}
         upstream = services.upstreams[route.name]
         t0 = perf_counter()
         try:
@@ -390,16 +391,16 @@ def _outgoing(services: Services, adm: Admission, decision: policy.Decision
     return with_texts(adm.body, session.pseudonymise_many(adm.texts, adm.profile)), session
 
 
-async def _attempt(upstream: Upstream, adm: Admission, body: dict[str, Any]) -> Any:
-    body = {**body, "model": upstream.route.name}
+def _attempt(upstream: Upstream, adm: Admission, body: dict[str, Any]) -> Awaitable[Any]:
+    """The upstream call this endpoint makes (the awaitable only: the caller times it)."""
     name, headers = adm.endpoint.name, adm.provider_headers
     if name == "embeddings":
-        return await upstream.embed(body)
+        return upstream.embed(body)
     if name == "count_tokens":
-        return await upstream.count_tokens(adm.shape, body, headers)
+        return upstream.count_tokens(adm.shape, body, headers)
     if adm.stream:
-        return await upstream.open_stream(adm.shape, body, headers)
-    return await upstream.chat(adm.shape, body, headers)
+        return upstream.open_stream(adm.shape, body, headers)
+    return upstream.chat(adm.shape, body, headers)
 
 
 def _exhausted(failures: list[tuple[str, UpstreamError]]) -> GatewayError:
@@ -543,7 +544,7 @@ def respond(adm: Admission, served: Served, audit_id: str) -> Answer:
         headers.append((b"x-harbourgate-token-count", served.counted_by.encode()))
         result = {"input_tokens": result} if adm.shape == "anthropic" else {
             "object": "response.input_tokens", "input_tokens": result}
-    elif served.session is not None:
+    elif served.session is not None and adm.endpoint.name == "chat":  # not vectors
         map_strings(result, served.session.restore)
     return Answer(200, headers, orjson.dumps(result))
 

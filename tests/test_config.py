@@ -80,6 +80,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
     ("colour: blue\n", "colour", "unknown key"),
     ("limits: {max_body_bytes: lots}\n", "limits.max_body_bytes", "must be a number"),
     ("limits: {max_body_bytes: 0}\n", "limits.max_body_bytes", "positive"),
+    ("limits: {max_stream_s: -1}\n", "limits.max_stream_s", "positive"),
     ("limits: {max_bytes: 5}\n", "limits.max_bytes", "unknown key"),
     ("routes: [{name: x, provider: bedrock}]\n", "routes[0].provider", "must be one of"),
     ("routes: [{name: x, provider: openai}]\n", "routes[0].base_url", "needs base_url"),

@@ -147,6 +147,7 @@ class Limits:
     read_timeout_s: float = 30.0
     max_connections: int = 1_000
     max_upstream_response_bytes: int = 64_000_000
+    max_stream_s: float = 3600.0  # overall deadline of one streamed answer
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 
 from harbourgate import config
 from harbourgate.app import Harbourgate, create_app, prepare
+from harbourgate.gateway import pipeline
 from harbourgate.store import registry
 
 
@@ -71,7 +72,7 @@ def test_an_unexpected_bug_is_a_500_in_the_callers_shape(app: tuple[Harbourgate,
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(hg.gateway, "_decide", boom)
+    monkeypatch.setattr(pipeline, "admit", boom)
     status, _, payload = call(hg, key, "/v1/messages", {
         "model": "fable-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
     assert status == 500

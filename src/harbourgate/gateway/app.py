@@ -1,38 +1,29 @@
-"""The data plane: a small raw ASGI app, because it is on every request.
+"""The data plane's ASGI shell: a small raw ASGI app, because it is on every request.
 
-A request goes: identify (API key → caller, from the in-memory snapshot) → read and check
-the body → pick the candidate routes → forward with failover → commit the audit record →
-answer in the caller's API shape with the X-Harbourgate-* headers. Nothing here touches
-the database; the only I/O is the upstream call and the audit queue.
+It reads the request, calls the steps of `gateway.pipeline` in order (identify, admit,
+forward, record, respond), commits the audit record before the first byte, and writes the
+answer. Nothing here touches the database; the only I/O is the upstream call (inside
+`forward`, or the stream this shell relays) and the audit queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import hashlib
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import orjson
 
-from harbourgate import policy
-from harbourgate.config import RouteConfig
-from harbourgate.enforce import Plan, plan
-from harbourgate.gateway import metrics, validate
-from harbourgate.gateway.content import map_strings, request_texts, with_texts
+from harbourgate.gateway import metrics, pipeline
 from harbourgate.gateway.errors import GatewayError
-from harbourgate.identity.attestation import AttestationError, AttestationVerifier, EndUser
-from harbourgate.privacy import Profile, Pseudonymiser, PseudonymSession, Scanner
-from harbourgate.providers.base import StreamEvent, Upstream, UpstreamError
-from harbourgate.providers.sse import DONE, delta_text, encode_event, set_delta_text
-from harbourgate.runtime import Caller, Runtime, Snapshot
+from harbourgate.gateway.pipeline import Admission, Answer, Endpoint, Relay, Served
+from harbourgate.identity.attestation import AttestationVerifier
+from harbourgate.privacy import Scanner
+from harbourgate.providers.base import EventStream, Upstream, UpstreamError
+from harbourgate.runtime import Runtime, Snapshot
 
 log = logging.getLogger("harbourgate.gateway")
 
@@ -55,108 +46,6 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
-def _sub_digest(sub: str | None) -> str | None:
-    return None if sub is None else "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
-
-
-def _end_user_facts(user: EndUser) -> policy.EndUserFacts:
-    if not user.verified:
-        return policy.UNKNOWN_END_USER
-    return policy.EndUserFacts(verified=True, nationality=user.nationality,
-                               residence=user.residence,
-                               verification_level=user.verification_level,
-                               issuer=user.issuer, sub=user.sub)
-
-
-class _Call:
-    """What is known about one request so far; becomes its audit record."""
-
-    __slots__ = ("caller", "ctx", "decision", "endpoint", "failover", "model", "plan",
-                 "profile", "served", "session", "shape", "snapshot", "started", "stream",
-                 "upstream_s")
-
-    def __init__(self, shape: str, endpoint: str, caller: Caller, snapshot: Snapshot) -> None:
-        self.shape = shape
-        self.endpoint = endpoint
-        self.caller = caller
-        self.snapshot = snapshot
-        self.model: str | None = None
-        self.served: str | None = None
-        self.stream = False
-        self.failover: list[dict[str, str]] = []
-        self.started = perf_counter()
-        self.upstream_s = 0.0
-        self.ctx: policy.Context | None = None
-        self.plan: Plan | None = None
-        self.decision: policy.Decision | None = None  # of the served model, or the refusal
-        self.profile: Profile | None = None
-        self.session: PseudonymSession | None = None
-
-    @property
-    def effect(self) -> str:
-        if self.served is None:
-            return "deny"
-        return "reroute" if self.served != self.model else "allow"
-
-    def overhead_ms(self) -> float:
-        return (perf_counter() - self.started - self.upstream_s) * 1000
-
-    def record(self, status: int, code: str | None = None) -> dict[str, Any]:
-        c, d = self.caller, self.decision
-        record: dict[str, Any] = {
-            "kind": "request",
-            "api": self.shape,
-            "endpoint": self.endpoint,
-            "participant": c.participant.id,
-            "application": c.application.id,
-            "key": c.key.id,
-            "model_requested": self.model,
-            "model_served": self.served,
-            "decision": self.effect,
-            "status": status,
-            "code": code,
-            "policy": self.snapshot.policy_header,
-            "directives": list(self.snapshot.policy.version.directives),
-            "stream": self.stream,
-            "failover": self.failover,
-            "timing_ms": {"gateway": round(self.overhead_ms(), 3),
-                          "upstream": round(self.upstream_s * 1000, 3)},
-        }
-        if d is not None:
-            record.update(rule=d.rule, citation=d.citation, tier=d.tier,
-                          reasons=[r.to_dict() for r in d.reasons],
-                          obligations=d.obligations.to_dict())
-        if self.profile is not None:
-            record["data_profile"] = self.profile.counts
-        if self.session is not None:
-            record["pseudonymised"] = self.session.counts
-        if self.ctx is not None:
-            context = self.ctx.to_dict()
-            context["end_user"]["sub"] = _sub_digest(self.ctx.end_user.sub)
-            record["context"] = context
-        return record
-
-    def headers(self, audit_id: str) -> list[tuple[bytes, bytes]]:
-        out = [(b"x-harbourgate-decision", self.effect.encode()),
-               (b"x-harbourgate-audit", audit_id.encode()),
-               (b"x-harbourgate-policy", self.snapshot.policy_header.encode()),
-               (b"x-harbourgate-overhead-ms", f"{self.overhead_ms():.3f}".encode())]
-        if self.served:
-            out.append((b"x-harbourgate-model", self.served.encode()))
-            if self.served != self.model and self.model:
-                out.append((b"x-harbourgate-rerouted-from", self.model.encode()))
-        if self.session is not None and self.session.counts:
-            out.append((b"x-harbourgate-pseudonymised", self.session.header_value().encode()))
-        obligations = self.decision.obligations if self.decision is not None else None
-        if obligations is not None and self.served:
-            if obligations.notice:
-                out.append((b"x-harbourgate-notice",
-                            quote(obligations.notice, safe=" ,.;:!?'()/-").encode()))
-            if obligations.human_review:
-                out.append((b"x-harbourgate-human-review", b"required"))
-        return out
-
-
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {k.lower(): v for k, v in scope["headers"]}
 
@@ -170,6 +59,10 @@ async def _respond(send: Send, status: int, body: bytes,
     await send({"type": "http.response.body", "body": body})
 
 
+def _error_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+
+
 class Gateway:
     """The OpenAI- and Anthropic-compatible endpoints plus health and metrics."""
 
@@ -178,32 +71,31 @@ class Gateway:
                  ready: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
                  ) -> None:
         self.runtime = runtime
-        self.upstreams = upstreams
         self.audit = audit
         self.verifier = verifier or AttestationVerifier(None)
-        self.scanner = scanner or Scanner()
-        self._pseudonymisers: dict[tuple[str, ...], Pseudonymiser] = {}
+        self.services = pipeline.Services(upstreams, scanner or Scanner(),
+                                          self.verifier)
         self.max_body = runtime.settings.limits.max_body_bytes
+        self.max_stream_s = runtime.settings.limits.max_stream_s
         self._ready = ready
-        self._routes: dict[str, tuple[str, Callable[[Scope, Receive, Send], Awaitable[None]]]] = {
-            "/v1/chat/completions": ("POST", self._openai_chat),
-            "/v1/messages": ("POST", self._anthropic_messages),
-            "/v1/embeddings": ("POST", self._embeddings),
-            "/v1/models": ("GET", self._models),
-            "/healthz": ("GET", self._healthz),
-            "/readyz": ("GET", self._readyz),
-            "/metrics": ("GET", self._metrics),
-        }
+        self._operations: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
+            "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        entry = self._routes.get(path.rstrip("/") or path)
+        endpoint, model_id = pipeline.endpoint_for(path)
         shape = "anthropic" if path.startswith("/v1/messages") else "openai"
-        if entry is None:
+        method = endpoint.method if endpoint is not None else "GET"
+        operation = self._operations.get(path) if endpoint is None else None
+        if endpoint is None and operation is None and path.startswith("/v1/responses/"):
+            err = GatewayError(400, "invalid_request", "Harbourgate keeps no responses, so it "
+                               f"cannot retrieve, cancel or delete one ({path}); keep the "
+                               "output on the client and send it back as input")
+            return await _respond(send, 400, err.body("responses"))
+        if endpoint is None and operation is None:
             err = GatewayError(404, "not_found", f"no endpoint {path}; see /v1/chat/completions,"
-                               " /v1/messages, /v1/embeddings, /v1/models")
+                               " /v1/responses, /v1/messages, /v1/embeddings, /v1/models")
             return await _respond(send, 404, err.body(shape))
-        method, handler = entry
         if scope["method"] != method and not (method == "GET" and scope["method"] == "HEAD"):
             err = GatewayError(405, "method_not_allowed", f"{path} takes {method}")
             return await _respond(send, 405, err.body(shape), [(b"allow", method.encode())])
@@ -215,7 +107,11 @@ class Gateway:
             await send(message)
 
         try:
-            await handler(scope, receive, tracked)
+            if operation is not None:
+                await operation(scope, receive, tracked)
+            else:
+                assert endpoint is not None
+                await self._serve(endpoint, model_id, scope, receive, tracked)
         except ClientGone:
             pass
         except Exception:  # a bug must cost one request an error, never the worker
@@ -226,29 +122,44 @@ class Gateway:
                                    "unless an audit record says so")
                 await _respond(send, 500, err.body(shape))
 
-    # -- identification and input -------------------------------------------------------
+    # -- one request, step by step -----------------------------------------------------
 
-    def _authenticate(self, headers: dict[bytes, bytes], snapshot: Snapshot) -> Caller:
-        raw = headers.get(b"authorization")
-        key: bytes | None = None
-        if raw is not None:
-            scheme, _, value = raw.partition(b" ")
-            if scheme.lower() == b"bearer":
-                key = value.strip()
-        if not key:
-            key = headers.get(b"x-api-key", b"").strip() or None
-        if not key:
-            raise GatewayError(401, "invalid_api_key", "no API key: send 'Authorization: "
-                               "Bearer KEY' or 'x-api-key: KEY'")
-        caller = snapshot.callers.get(hashlib.sha256(key).hexdigest())
-        if caller is None:
-            raise GatewayError(401, "invalid_api_key", "the API key is unknown or revoked")
-        return caller
+    async def _serve(self, endpoint: Endpoint, model_id: str | None, scope: Scope,
+                     receive: Receive, send: Send) -> None:
+        started = perf_counter()
+        headers = _headers(scope)
+        shape = pipeline.caller_shape(endpoint, headers)
+        snapshot = self.runtime.snapshot  # one state for the whole request
+        try:
+            caller = pipeline.identify(snapshot, headers)
+        except GatewayError as err:
+            return await self._refuse_unidentified(send, shape, endpoint, snapshot, err)
+        body = await self._read_body(receive, headers) if endpoint.method == "POST" else b""
+        admission = pipeline.admit(self.services, snapshot, endpoint, shape, caller, headers,
+                                   body, started=started, model_id=model_id)
+        if admission.error is not None:
+            return await self._refuse(send, admission, None, admission.error)
+        served = await pipeline.forward(self.services, admission)
+        if served.error is not None:
+            return await self._refuse(send, admission, served, served.error)
+        try:
+            audit_id = await self._commit(pipeline.audit_record(admission, served, 200))
+        except GatewayError as unavailable:  # without the record there is no answer
+            if isinstance(served.result, EventStream):
+                await served.result.aclose()
+            return await self._unrecorded(send, admission, served, unavailable)
+        answer = pipeline.respond(admission, served, audit_id)
+        self._observe(admission, served)
+        if answer.relay is None:
+            return await _respond(send, answer.status, answer.body, answer.headers)
+        await self._stream(send, receive, admission, served, answer)
 
-    async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
+    async def _read_body(self, receive: Receive,
+                         headers: dict[bytes, bytes]) -> bytes | GatewayError:
+        """The body, or the 413 it earns (an identified caller's refusal is audited)."""
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            raise self._too_large(int(length))
+            return self._too_large(int(length))
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -258,7 +169,7 @@ class Gateway:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                raise self._too_large(size)
+                return self._too_large(size)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -267,301 +178,150 @@ class Gateway:
         return GatewayError(413, "request_too_large", f"the request body ({size} bytes or more)"
                             f" is over this gateway's limit of {self.max_body} bytes")
 
-    def _end_user(self, headers: dict[bytes, bytes]) -> policy.EndUserFacts:
-        raw = headers.get(b"x-harbourgate-attestation")
-        if raw is None:
-            return policy.UNKNOWN_END_USER
+    # -- the audit record, and what happens without it ---------------------------------
+
+    async def _commit(self, record: dict[str, Any]) -> str:
+        """The one place an audit failure becomes 503 `audit_unavailable` (with
+        Retry-After), on every path: answers, refusals and broken-off streams."""
         try:
-            return _end_user_facts(self.verifier.verify(raw.decode("latin-1").strip()))
-        except AttestationError as exc:
-            raise GatewayError(401, "invalid_attestation", str(exc),
-                               param="X-Harbourgate-Attestation") from None
-
-    @staticmethod
-    def _data_origin(headers: dict[bytes, bytes]) -> tuple[str | None, str | None]:
-        raw = headers.get(b"x-harbourgate-data-origin")
-        if raw is None:
-            return None, None
-        value = raw.decode("latin-1").strip().upper()
-        if not _ORIGIN.fullmatch(value):
-            raise GatewayError(400, "invalid_request", "X-Harbourgate-Data-Origin must be an "
-                               "ISO 3166-1 alpha-2 code such as HK or CN (or a region such as "
-                               f"CN-GD-SZ), not {value!r}", param="X-Harbourgate-Data-Origin")
-        return value[:2], (value if len(value) > 2 else None)
-
-    @staticmethod
-    def _fallback(headers: dict[bytes, bytes]) -> str:
-        mode = headers.get(b"x-harbourgate-fallback", b"auto").strip().lower()
-        if mode not in (b"auto", b"none"):
-            raise GatewayError(400, "invalid_request", "X-Harbourgate-Fallback must be 'auto' "
-                               f"or 'none', not {mode.decode(errors='replace')!r}",
-                               param="X-Harbourgate-Fallback")
-        return mode.decode()
-
-    def _route_for(self, snapshot: Snapshot, model: str) -> RouteConfig:
-        route = snapshot.routes.get(model)
-        if route is None or route.status != "active":
-            names = ", ".join(sorted(snapshot.routes))
-            raise GatewayError(404, "model_not_found",
-                               f"no model named {model!r}; this gateway serves: {names}",
-                               param="model")
-        return route
-
-    # -- deciding -----------------------------------------------------------------------
-
-    def _decide(self, call: _Call, headers: dict[bytes, bytes], texts: list[str]) -> None:
-        """Identify the end user, profile the data, and plan under the policy in force."""
-        assert call.model is not None
-        snap, caller = call.snapshot, call.caller
-        route = self._route_for(snap, call.model)
-        fallback = self._fallback(headers)
-        end_user = self._end_user(headers)
-        origin, region = self._data_origin(headers)
-        call.profile = self.scanner.scan_many(texts) if texts else None
-        call.ctx = policy.Context(
-            application=caller.app_facts,
-            model=snap.facts[route.name],
-            request=policy.RequestFacts(time=datetime.now(UTC), api=call.shape,
-                                        endpoint=call.endpoint, fallback=fallback),
-            participant=caller.participant_facts,
-            end_user=end_user,
-            data=policy.DataFacts(origin=origin, region=region,
-                                  classes=call.profile.counts if call.profile else {}),
-        )
-        candidates = snap.candidates(route, caller.application, fallback=fallback == "auto")
-        call.plan = plan(snap.policy, call.ctx, candidates,
-                         [snap.facts[c.name] for c in candidates])
-        if call.plan.refused:
-            refusal = call.decision = call.plan.requested
-            raise GatewayError(refusal.status or 403, refusal.code or "legal_restriction",
-                               refusal.message or f"{call.model} is not permitted here",
-                               rule=refusal.rule, citation=refusal.citation)
-
-    def _pseudonymiser(self, classes: tuple[str, ...]) -> Pseudonymiser:
-        found = self._pseudonymisers.get(classes)
-        if found is None:
-            found = self._pseudonymisers[classes] = Pseudonymiser(classes, scanner=self.scanner)
-        return found
-
-    async def _failover(self, call: _Call, body: dict[str, Any], texts: list[str],
-                        attempt: Callable[[Upstream, dict[str, Any]], Awaitable[Any]]) -> Any:
-        """Try each permitted model in order; the first that answers serves the request.
-
-        Obligations are per model (a model hosted at home may need no pseudonymisation),
-        so each attempt prepares its own body; the upstream never sees a raw value that
-        its decision says to pseudonymise.
-        """
-        assert call.plan is not None
-        failures: list[tuple[str, UpstreamError]] = []
-        t0 = perf_counter()
-        try:
-            for route, decision in call.plan.permitted:
-                outgoing, session = body, None
-                classes = decision.obligations.pseudonymise
-                if classes and call.profile and not call.profile.classes.isdisjoint(classes):
-                    session = self._pseudonymiser(classes).session()
-                    outgoing = with_texts(body, session.pseudonymise_many(texts, call.profile))
-                try:
-                    result = await attempt(self.upstreams[route.name],
-                                           {**outgoing, "model": route.name})
-                except UpstreamError as exc:
-                    metrics.UPSTREAM_ERRORS.labels(route.name, exc.code).inc()
-                    call.failover.append({"model": route.name, "code": exc.code})
-                    if not exc.retryable:
-                        call.decision = decision
-                        raise GatewayError(exc.status, exc.code, str(exc)) from None
-                    failures.append((route.name, exc))
-                    continue
-                call.served, call.decision, call.session = route.name, decision, session
-                return result
-        finally:
-            call.upstream_s = perf_counter() - t0
-        call.decision = call.plan.permitted[0][1]
-        timeouts = all(exc.code == "upstream_timeout" for _, exc in failures)
-        detail = "; ".join(f"{name}: {exc}" for name, exc in failures)
-        raise GatewayError(504 if timeouts else 502,
-                           "upstream_timeout" if timeouts else "upstream_error",
-                           f"every permitted upstream failed ({detail})")
-
-    # -- the endpoints ------------------------------------------------------------------
-
-    async def _openai_chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._generate(scope, receive, send, "openai", validate.openai_chat)
-
-    async def _anthropic_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._generate(scope, receive, send, "anthropic", validate.anthropic_messages)
-
-    async def _generate(self, scope: Scope, receive: Receive, send: Send, shape: str,
-                        check: Callable[[dict[str, Any]], tuple[str, bool]]) -> None:
-        headers = _headers(scope)
-        snapshot = self.runtime.snapshot  # one state for the whole request
-        try:
-            call = _Call(shape, "chat", self._authenticate(headers, snapshot), snapshot)
-        except GatewayError as err:
-            return await self._refuse(send, shape, "chat", err, snapshot)
-        try:
-            body = validate.parse_json(await self._read_body(receive, headers))
-            call.model, call.stream = check(body)
-            texts = request_texts(body)
-            self._decide(call, headers, texts)
-            if call.stream:
-                result = await self._failover(call, body, texts,
-                                              lambda up, b: up.open_stream(shape, b))
-            else:
-                result = await self._failover(call, body, texts, lambda up, b: up.chat(shape, b))
-        except GatewayError as err:
-            return await self._refuse(send, shape, "chat", err, snapshot, call)
-        try:
-            audit_id = await self._commit(call, result)
-        except GatewayError as err:
-            return await _respond(send, err.status, err.body(shape), [(b"retry-after", b"1")])
-        self._observe(call)
-        out = call.headers(audit_id)
-        if call.stream:
-            return await self._stream(send, receive, call, result, out)
-        if call.session is not None:
-            map_strings(result, call.session.restore)
-        await _respond(send, 200, orjson.dumps(result), out)
-
-    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
-        snapshot = self.runtime.snapshot
-        try:
-            call = _Call("openai", "embeddings", self._authenticate(headers, snapshot), snapshot)
-        except GatewayError as err:
-            return await self._refuse(send, "openai", "embeddings", err, snapshot)
-        try:
-            body = validate.parse_json(await self._read_body(receive, headers))
-            call.model = validate.openai_embeddings(body)
-            texts = request_texts(body)
-            self._decide(call, headers, texts)
-            answer = await self._failover(call, body, texts, lambda up, b: up.embed(b))
-        except GatewayError as err:
-            return await self._refuse(send, "openai", "embeddings", err, snapshot, call)
-        try:
-            audit_id = await self._commit(call, answer)
-        except GatewayError as err:
-            return await _respond(send, err.status, err.body("openai"), [(b"retry-after", b"1")])
-        self._observe(call)
-        await _respond(send, 200, orjson.dumps(answer), call.headers(audit_id))
-
-    async def _models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The models this caller (and, with an attestation, this end user) may use now."""
-        headers = _headers(scope)
-        shape = "anthropic" if b"anthropic-version" in headers else "openai"
-        snapshot = self.runtime.snapshot
-        try:
-            caller = self._authenticate(headers, snapshot)
-            end_user = self._end_user(headers)
-            origin, region = self._data_origin(headers)
-        except GatewayError as err:
-            return await self._refuse(send, shape, "models", err, snapshot)
-        routes = [r for r in snapshot.routes.values() if r.status == "active"]
-        ctx = policy.Context(
-            application=caller.app_facts, model=snapshot.facts[routes[0].name] if routes
-            else policy.ModelFacts(name=""),
-            request=policy.RequestFacts(time=datetime.now(UTC), api=shape, endpoint="models"),
-            participant=caller.participant_facts, end_user=end_user,
-            data=policy.DataFacts(origin=origin, region=region))
-        decisions = snapshot.policy.decide_each(ctx, [snapshot.facts[r.name] for r in routes])
-        allowed = [r for r, d in zip(routes, decisions, strict=True) if d.allowed]
-        if shape == "anthropic":
-            data = [{"type": "model", "id": r.name, "display_name": r.name,
-                     "created_at": "2026-01-01T00:00:00Z"} for r in allowed]
-            body = {"data": data, "has_more": False,
-                    "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None}
-        else:
-            body = {"object": "list", "data": [
-                {"id": r.name, "object": "model", "created": 0, "owned_by": r.origin,
-                 "harbourgate": {"class": r.capability_class, "origin": r.origin,
-                                 "hosting": r.hosting}} for r in allowed]}
-        await _respond(send, 200, orjson.dumps(body),
-                       [(b"x-harbourgate-policy", snapshot.policy_header.encode())])
-
-    # -- answering ----------------------------------------------------------------------
-
-    async def _commit(self, call: _Call, result: Any) -> str:
-        """Record the answer before it begins; without the record there is no answer."""
-        try:
-            return await self.audit.append(call.record(200))
+            return await self.audit.append(record)
         except Exception as exc:
-            log.error("audit record not committed; refusing the answer: %s", exc)
-            metrics.REQUESTS.labels(call.endpoint, "deny", call.served or "",
-                                    "audit_unavailable").inc()
-            if hasattr(result, "aclose"):  # an opened stream: let the upstream go
-                await result.aclose()
+            log.error("audit record not committed; withholding the outcome: %s", exc)
             raise GatewayError(503, "audit_unavailable", "the decision could not be recorded "
-                               "in the audit log, so the answer is withheld; retry later"
-                               ) from None
+                               "in the audit log, so the answer is withheld; retry later",
+                               headers={"Retry-After": "1"}) from None
 
-    async def _stream(self, send: Send, receive: Receive, call: _Call, events: Any,
-                      headers: list[tuple[bytes, bytes]]) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"), *headers]})
-        restore = _StreamRestore(call.shape, call.session) if call.session else None
-        gone = asyncio.ensure_future(receive())  # completes with http.disconnect
+    async def _unrecorded(self, send: Send, adm: Admission, served: Served | None,
+                          unavailable: GatewayError) -> None:
+        model = served.route.name if served is not None and served.route else ""
+        metrics.REQUESTS.labels(adm.endpoint.name, "deny", model, unavailable.code).inc()
+        headers = [*_error_headers(unavailable), (b"x-harbourgate-decision", b"deny"),
+                   (b"x-harbourgate-policy", adm.snapshot.policy_header.encode())]
+        await _respond(send, unavailable.status, unavailable.body(adm.shape), headers)
+
+    async def _refuse(self, send: Send, adm: Admission, served: Served | None,
+                      err: GatewayError) -> None:
+        """An identified caller's refusal: audited first, then answered in its shape."""
         try:
-            async for event in events:
-                if gone.done():  # the client left: stop paying for the upstream's tokens
-                    break
-                if restore is not None:
-                    for ready in restore.before(event):
-                        await self._send_event(send, ready)
-                await self._send_event(send, event)
-            if restore is not None:
-                for ready in restore.finish():
-                    await self._send_event(send, ready)
-            if call.shape == "openai":
-                await send({"type": "http.response.body", "body": DONE, "more_body": True})
-        except UpstreamError as exc:
-            if restore is not None:
-                for ready in restore.finish():
-                    await self._send_event(send, ready)
-            metrics.UPSTREAM_ERRORS.labels(call.served or "", exc.code).inc()
-            err = GatewayError(502, "upstream_error",
-                               f"the upstream {call.served} failed mid-stream: {exc}")
-            await send({"type": "http.response.body", "body": err.sse(call.shape),
-                        "more_body": True})
-            record = call.record(502, "upstream_error")
-            record["kind"] = "stream_interrupted"
-            await self.audit.append(record)
-        except OSError:  # the client went away; stop reading the upstream
-            pass
-        finally:
+            audit_id = await self._commit(
+                pipeline.audit_record(adm, served, err.status, err.code))
+        except GatewayError as unavailable:
+            return await self._unrecorded(send, adm, served, unavailable)
+        err.extra.setdefault("audit_id", audit_id)
+        self._observe(adm, served, err.code)
+        await _respond(send, err.status, err.body(adm.shape),
+                       _error_headers(err) + pipeline.answer_headers(adm, served, audit_id))
+
+    async def _refuse_unidentified(self, send: Send, shape: str, endpoint: Endpoint,
+                                   snapshot: Snapshot, err: GatewayError) -> None:
+        """No caller, no audit record: an unknown key is not a decision about anyone."""
+        metrics.REQUESTS.labels(endpoint.name, "deny", "", err.code).inc()
+        await _respond(send, err.status, err.body(shape), [
+            *_error_headers(err), (b"x-harbourgate-decision", b"deny"),
+            (b"x-harbourgate-policy", snapshot.policy_header.encode())])
+
+    def _observe(self, adm: Admission, served: Served | None, code: str | None = None) -> None:
+        elapsed = perf_counter() - adm.started
+        model = served.route.name if served is not None and served.route else adm.model or ""
+        metrics.REQUESTS.labels(adm.endpoint.name, pipeline.effect(adm, served), model,
+                                code or "ok").inc()
+        metrics.LATENCY.labels(adm.endpoint.name).observe(elapsed)
+        metrics.OVERHEAD.observe(pipeline.overhead_s(adm, served))
+
+    # -- streams -----------------------------------------------------------------------
+
+    async def _stream(self, send: Send, receive: Receive, adm: Admission, served: Served,
+                      answer: Answer) -> None:
+        """Relay the upstream's events. A client's departure is noticed at once (the relay
+        races the ASGI disconnect) and closes the upstream stream. An idle deadline (the
+        route's timeout_s between events) and an overall one (limits.max_stream_s) end the
+        stream with an error event and an audit record, as an upstream failure does. The
+        relay runs in this task; a disconnect or the one watchdog timer that keeps both
+        deadlines cancels it at its await, so an event costs a clock read, no task or timer."""
+        assert answer.relay is not None and served.route is not None
+        events: EventStream = served.result
+        await send({"type": "http.response.start", "status": 200, "headers": answer.headers})
+        loop = asyncio.get_running_loop()
+        idle, clock = served.route.timeout_s, _Clock(loop.time())
+        deadline = clock.last + self.max_stream_s
+        task = asyncio.current_task()
+        assert task is not None
+        stopped: list[str] = []  # why the relay was stopped: "gone", "idle" or "overall"
+
+        def stop(why: str) -> None:
+            if clock.live and not stopped:
+                stopped.append(why)
+                task.cancel()  # lands at the relay's current await: the upstream read
+
+        def watch() -> None:
+            now, due = loop.time(), min(clock.last + idle, deadline)
+            if now < due:
+                clock.timer = loop.call_at(due, watch)
+            else:
+                stop("overall" if now >= deadline else "idle")
+
+        def left(_: object) -> None:
+            stop("gone")
+
+        gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(left)
+        clock.timer = loop.call_at(min(clock.last + idle, deadline), watch)
+        try:
+            outcome = await self._pump(send, answer.relay, events, served, clock)
+        except asyncio.CancelledError:
+            if not stopped:
+                raise  # cancelled from outside: not ours to absorb
+            task.uncancel()
+            outcome = False if stopped[0] == "gone" else None
+        finally:  # a callback already scheduled must not cancel what follows
+            clock.live = False
+            clock.timer.cancel()
+            gone.remove_done_callback(left)
             gone.cancel()
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                await close()
+        if outcome is False:  # the client left; the upstream stream is closed
+            return
+        failure = outcome or None
+        if stopped:
+            metrics.UPSTREAM_ERRORS.labels(served.route.name, "upstream_timeout").inc()
+            failure = GatewayError(504, "upstream_timeout", (
+                f"the stream from {served.route.name} ran past this gateway's limit of "
+                f"{self.max_stream_s:g} s (limits.max_stream_s)") if stopped[0] == "overall"
+                else (f"the upstream {served.route.name} sent nothing for {idle:g} s "
+                      "(the route's timeout_s) mid-stream"))
+        if failure is not None:
+            record = pipeline.audit_record(adm, served, failure.status, failure.code,
+                                           kind="stream_interrupted",
+                                           usage=getattr(events, "usage", None))
+            try:
+                failure.extra["audit_id"] = await self._commit(record)
+            except GatewayError as unavailable:
+                failure = unavailable
+            await send({"type": "http.response.body", "body": answer.relay.cut(failure),
+                        "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
-    async def _send_event(send: Send, event: StreamEvent) -> None:
-        await send({"type": "http.response.body", "body": encode_event(event),
-                    "more_body": True})
-
-    async def _refuse(self, send: Send, shape: str, endpoint: str, err: GatewayError,
-                      snapshot: Snapshot, call: _Call | None = None) -> None:
-        """Answer with an error; refusals of an identified caller are audited first."""
-        headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
-        if call is not None:
-            audit_id = await self.audit.append(call.record(err.status, err.code))
-            err.extra.setdefault("audit_id", audit_id)
-            headers += call.headers(audit_id)
-            self._observe(call, err.code)
-        else:
-            headers.append((b"x-harbourgate-decision", b"deny"))
-            headers.append((b"x-harbourgate-policy", snapshot.policy_header.encode()))
-            metrics.REQUESTS.labels(endpoint, "deny", "", err.code).inc()
-        await _respond(send, err.status, err.body(shape), headers)
-
-    def _observe(self, call: _Call, code: str | None = None) -> None:
-        elapsed = perf_counter() - call.started
-        metrics.REQUESTS.labels(call.endpoint, call.effect, call.served or call.model or "",
-                                code or "ok").inc()
-        metrics.LATENCY.labels(call.endpoint).observe(elapsed)
-        metrics.OVERHEAD.observe(max(elapsed - call.upstream_s, 0.0))
+    async def _pump(send: Send, relay: Relay, events: EventStream, served: Served,
+                    clock: _Clock) -> GatewayError | bool | None:
+        """Copy events to the client until the end (None), an upstream failure (its error)
+        or the client's socket closing (False). Always closes the upstream stream."""
+        loop = asyncio.get_running_loop()
+        try:
+            async for event in events:
+                clock.last = loop.time()
+                await send({"type": "http.response.body", "body": relay.event(event),
+                            "more_body": True})
+            await send({"type": "http.response.body", "body": relay.end(), "more_body": True})
+            return None
+        except UpstreamError as exc:
+            name = served.route.name if served.route is not None else ""
+            metrics.UPSTREAM_ERRORS.labels(name, exc.code).inc()
+            return GatewayError(502, "upstream_error",
+                                f"the upstream {name} failed mid-stream: {exc}")
+        except OSError:
+            return False
+        finally:
+            await events.aclose()
 
     # -- operations ---------------------------------------------------------------------
 
@@ -584,60 +344,19 @@ class Gateway:
         await _respond(send, 200, body, content_type=content_type.encode())
 
 
-class _StreamRestore:
-    """Puts pseudonymised values back into a stream, also when a token is split across
-    events: one restorer per channel (OpenAI choice, Anthropic content block); what a
-    restorer holds back is flushed just before its channel ends."""
+class _Clock:
+    """When a stream last moved, the watchdog timer that reads it, and whether the relay
+    is still running (only then may a disconnect or a deadline stop it)."""
 
-    def __init__(self, shape: str, session: PseudonymSession) -> None:
-        self.shape = shape
-        self.session = session
-        self.restorers: dict[int, Any] = {}
-        self.templates: dict[int, StreamEvent] = {}
+    __slots__ = ("last", "live", "timer")
 
-    def _channel(self, event: StreamEvent) -> tuple[int | None, bool]:
-        """(channel, whether this event ends it)."""
-        data = event.data
-        if self.shape == "openai":
-            choices = data.get("choices") or ()
-            if not choices:
-                return None, False
-            return choices[0].get("index", 0), bool(choices[0].get("finish_reason"))
-        if data.get("type") in ("content_block_delta", "content_block_stop"):
-            return data.get("index", 0), data["type"] == "content_block_stop"
-        return None, False
-
-    def before(self, event: StreamEvent) -> list[StreamEvent]:
-        """Restore `event` in place; return what must be sent before it."""
-        channel, ends = self._channel(event)
-        if channel is None:
-            return []
-        out = self._flush(channel) if ends else []
-        text = delta_text(self.shape, event)  # type: ignore[arg-type]
-        if text is not None:
-            restorer = self.restorers.get(channel)
-            if restorer is None:
-                restorer = self.restorers[channel] = self.session.stream_restorer()
-            self.templates[channel] = copy.deepcopy(event)
-            set_delta_text(self.shape, event, restorer.feed(text))  # type: ignore[arg-type]
-        return out
-
-    def _flush(self, channel: int) -> list[StreamEvent]:
-        restorer = self.restorers.pop(channel, None)
-        template = self.templates.pop(channel, None)
-        rest = restorer.flush() if restorer is not None else ""
-        if not rest or template is None:
-            return []
-        if self.shape == "openai":
-            template.data["choices"][0]["finish_reason"] = None
-        set_delta_text(self.shape, template, rest)  # type: ignore[arg-type]
-        return [template]
-
-    def finish(self) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
-        for channel in list(self.restorers):
-            out += self._flush(channel)
-        return out
+    def __init__(self, now: float) -> None:
+        self.last = now
+        self.live = True
+        self.timer: asyncio.TimerHandle | None = None
 
 
-_ORIGIN = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3}){0,2}")
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (the request body was read before)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -17,9 +17,12 @@ from typing import Any
 STRUCTURAL = frozenset({
     "role", "type", "id", "tool_call_id", "tool_use_id", "name", "model", "media_type",
     "data", "detail", "cache_control", "format", "encoding_format", "url", "signature",
+    "call_id", "item_id", "status", "image_url", "file_id", "file_data", "file_url",
+    "encrypted_content",
 })
-# The top-level request keys that hold prose.
-PROSE_KEYS = ("system", "messages", "input", "prompt")
+# The top-level request keys that hold prose (Responses: `input` items, tool outputs
+# included, and `instructions`).
+PROSE_KEYS = ("system", "messages", "input", "prompt", "instructions")
 
 
 def _walk(value: Any, out: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Errors as the caller's SDK expects them, in either API shape.
+"""Errors as the caller's SDK expects them, in each API shape (Responses errors are
+OpenAI-shaped, but a Responses stream ends with its own `error` event).
 
 Every refusal carries `type`, `code` and a human `message`; policy refusals add `rule`,
 `citation` and `audit_id`. The status and code pairs are fixed by PRODUCT.md §4.1.
@@ -25,6 +26,8 @@ _TYPES: dict[str, tuple[str, str]] = {
     "legal_restriction": ("permission_error", "permission_error"),
     "quota_exceeded": ("rate_limit_error", "rate_limit_error"),
     "upstream_error": ("api_error", "api_error"),
+    "upstream_rate_limited": ("rate_limit_error", "rate_limit_error"),
+    "upstream_overloaded": ("server_error", "overloaded_error"),
     "upstream_timeout": ("api_error", "api_error"),
     "internal_error": ("api_error", "api_error"),
     "audit_unavailable": ("api_error", "overloaded_error"),
@@ -58,6 +61,10 @@ class GatewayError(Exception):
         """The same error as a server-sent event, for a stream that has already begun."""
         if shape == "anthropic":
             return b"event: error\ndata: " + self.body(shape) + b"\n\n"
+        if shape == "responses":  # the Responses API's `error` event
+            return b"event: error\ndata: " + orjson.dumps(
+                {"type": "error", "code": self.code, "message": self.message,
+                 "param": self.param, **self.extra}) + b"\n\n"
         return b"data: " + self.body(shape) + b"\n\n"
 
 

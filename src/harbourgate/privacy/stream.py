@@ -1,0 +1,215 @@
+"""Putting pseudonymised values back into a streamed answer, in any of the three API shapes.
+
+A model writes a pseudonym (``[PHONE_1]``) wherever it writes text: message text, tool-call
+arguments (OpenAI ``tool_calls`` argument deltas, Anthropic ``input_json_delta``), thinking,
+refusals, and the Responses API's output items. A streamed token may be split across
+events anywhere, so each channel (an OpenAI choice's text or one of its tool calls, an
+Anthropic content block, a Responses output part) gets its own `StreamRestorer`, which holds
+back only a trailing fragment that could still become a token. What a channel holds back
+is sent in one extra delta just before the event that ends the channel.
+
+Events are the payload dicts of the caller's shape (``"openai"`` Chat Completions chunks,
+``"anthropic"`` Messages events, ``"responses"`` Responses events); they are restored in
+place. Nothing is copied per event: an extra delta is built from a few identifying fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harbourgate.privacy.pseudonymise import PseudonymSession, StreamRestorer
+
+Event = dict[str, Any]
+
+# Anthropic delta types that carry model-written text, and the field that holds it.
+_ANTHROPIC_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json",
+                     "thinking_delta": "thinking"}
+# Keys whose strings are identifiers, not model-written text (signatures stay untouched).
+_STRUCTURAL = frozenset({"id", "type", "role", "model", "object", "item_id", "call_id",
+                         "name", "status", "signature", "encrypted_content", "stop_reason",
+                         "finish_reason", "media_type", "data", "url", "image_url"})
+
+
+def restore_strings(value: Any, restore: Callable[[str], str]) -> Any:
+    """Restore every model-written string in `value`, in place where it is a container."""
+    if isinstance(value, str):
+        return restore(value)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            value[i] = restore_strings(item, restore)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in _STRUCTURAL and not isinstance(item, int | float | bool | None):
+                value[key] = restore_strings(item, restore)
+    return value
+
+
+class StreamRestore:
+    """Restores one streamed answer. For each event, `before(event)` restores it in place
+    and returns the events to send before it; `finish()` returns what is still held back
+    when the stream ends without closing its channels."""
+
+    __slots__ = ("_before", "_restorers", "_session", "_templates")
+
+    def __init__(self, shape: str, session: PseudonymSession) -> None:
+        self._session = session
+        self._restorers: dict[tuple[Any, ...], StreamRestorer] = {}
+        # channel -> (event the held-back text belongs to, how to build a delta from it)
+        self._templates: dict[tuple[Any, ...], tuple[Event, Callable[[Event, str], Event]]] = {}
+        self._before = {"openai": self._openai, "anthropic": self._anthropic,
+                        "responses": self._responses}[shape]
+
+    def before(self, event: Event) -> list[Event]:
+        return self._before(event)
+
+    def finish(self) -> list[Event]:
+        out: list[Event] = []
+        for channel in list(self._restorers):
+            out += self._flush(channel)
+        return out
+
+    # -- channels -------------------------------------------------------------------------
+
+    def _feed(self, channel: tuple[Any, ...], event: Event,
+              build: Callable[[Event, str], Event], text: str, *, last: bool = False) -> str:
+        """The restored part of `text` that is safe to send now (all of it when `last`:
+        this event ends the channel, so nothing may stay held back)."""
+        if last:
+            self._templates.pop(channel, None)
+            restorer = self._restorers.pop(channel, None)
+            if restorer is None:
+                return self._session.restore(text)
+            return restorer.feed(text) + restorer.flush()
+        restorer = self._restorers.get(channel)
+        if restorer is None:
+            restorer = self._restorers[channel] = self._session.stream_restorer()
+        self._templates[channel] = (event, build)
+        return restorer.feed(text)
+
+    def _flush(self, channel: tuple[Any, ...]) -> list[Event]:
+        restorer = self._restorers.pop(channel, None)
+        template = self._templates.pop(channel, None)
+        rest = restorer.flush() if restorer is not None else ""
+        if not rest or template is None:
+            return []
+        event, build = template
+        return [build(event, rest)]
+
+    def _flush_where(self, match: Callable[[tuple[Any, ...]], bool]) -> list[Event]:
+        out: list[Event] = []
+        for channel in [c for c in self._restorers if match(c)]:
+            out += self._flush(channel)
+        return out
+
+    # -- OpenAI Chat Completions ------------------------------------------------------------
+
+    def _openai(self, event: Event) -> list[Event]:
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            return []
+        out: list[Event] = []
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            ends = bool(choice.get("finish_reason"))
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                for field in ("content", "refusal"):
+                    text = delta.get(field)
+                    if isinstance(text, str) and text:
+                        delta[field] = self._feed(("c", index, field), event,
+                                                  _openai_text(index, field), text, last=ends)
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list):
+                    for call in calls:
+                        fn = call.get("function") if isinstance(call, dict) else None
+                        args = fn.get("arguments") if isinstance(fn, dict) else None
+                        if isinstance(args, str) and args:
+                            j = call.get("index", 0)
+                            fn["arguments"] = self._feed(("t", index, j), event,  # type: ignore[index]
+                                                         _openai_args(index, j), args, last=ends)
+            if ends:  # the choice's other channels end too: what they hold goes first
+                out += self._flush_where(lambda c, i=index: c[1] == i)
+        return out
+
+    # -- Anthropic Messages -----------------------------------------------------------------
+
+    def _anthropic(self, event: Event) -> list[Event]:
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event.get("delta")
+            if isinstance(delta, dict):
+                field = _ANTHROPIC_DELTAS.get(delta.get("type"))  # type: ignore[arg-type]
+                text = delta.get(field) if field is not None else None
+                if field is not None and isinstance(text, str) and text:
+                    delta[field] = self._feed(("b", event.get("index", 0)), event,
+                                              _anthropic_delta(delta["type"], field), text)
+            return []
+        if kind == "content_block_stop":
+            return self._flush(("b", event.get("index", 0)))
+        if kind == "content_block_start":
+            restore_strings(event.get("content_block"), self._session.restore)
+        elif kind == "message_start":
+            restore_strings(event.get("message"), self._session.restore)
+        return []
+
+    # -- OpenAI Responses -------------------------------------------------------------------
+
+    def _responses(self, event: Event) -> list[Event]:
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            return []
+        if kind.endswith(".delta") and isinstance(event.get("delta"), str):
+            channel = (kind[:-6], event.get("output_index", 0), event.get("content_index"),
+                       event.get("summary_index"))
+            event["delta"] = self._feed(channel, event, _responses_delta, event["delta"])
+            return []
+        out: list[Event] = []
+        if kind.endswith(".done"):
+            key = (kind[:-5], event.get("output_index", 0), event.get("content_index"),
+                   event.get("summary_index"))
+            out = self._flush(key)
+            for field in ("text", "arguments", "refusal", "delta"):
+                if isinstance(event.get(field), str):
+                    event[field] = self._session.restore(event[field])
+        for field in ("item", "part"):
+            if field in event:
+                restore_strings(event[field], self._session.restore)
+        response = event.get("response")
+        if isinstance(response, dict) and "output" in response:
+            restore_strings(response["output"], self._session.restore)
+        return out
+
+
+def _openai_text(index: int, field: str) -> Callable[[Event, str], Event]:
+    def build(chunk: Event, text: str) -> Event:
+        return {**_chunk_head(chunk), "choices": [
+            {"index": index, "delta": {field: text}, "finish_reason": None}]}
+    return build
+
+
+def _openai_args(index: int, call: int) -> Callable[[Event, str], Event]:
+    def build(chunk: Event, text: str) -> Event:
+        return {**_chunk_head(chunk), "choices": [
+            {"index": index, "delta": {"tool_calls": [
+                {"index": call, "function": {"arguments": text}}]}, "finish_reason": None}]}
+    return build
+
+
+def _chunk_head(chunk: Event) -> Event:
+    return {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+
+
+def _anthropic_delta(kind: str, field: str) -> Callable[[Event, str], Event]:
+    def build(event: Event, text: str) -> Event:
+        return {"type": "content_block_delta", "index": event.get("index", 0),
+                "delta": {"type": kind, field: text}}
+    return build
+
+
+def _responses_delta(event: Event, text: str) -> Event:
+    out = {k: v for k, v in event.items() if k not in ("delta", "logprobs", "obfuscation")}
+    out["delta"] = text
+    return out

@@ -47,7 +47,7 @@ def test_body_that_is_not_a_json_object(gateway: Gateway, content: bytes, fragme
      "messages[0].content"),
     (b'{"model": "fable-5", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
      "stream"),
-    (b'{"model": "fable-5", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}',
+    (b'{"model": "fable-5", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
      "max_tokens"),
 ])
 def test_field_errors_name_the_field(gateway: Gateway, body: bytes, param: str) -> None:

@@ -251,3 +251,36 @@ def test_stored_responses_are_refused_with_the_reason() -> None:
     assert reply.status == 400
     error = reply.json()["error"]
     assert error["code"] == "invalid_request" and "keeps no responses" in error["message"]
+
+
+def test_a_responses_request_without_a_model_is_served_by_the_first_preference() -> None:
+    """The Responses API lets a stored prompt name the model upstream; the gateway serves
+    such a request by the application's first preferred model, decided and audited."""
+    r = rig()
+    reply = run(request(r.gateway, "POST", "/v1/responses", {"input": "hello"}))
+    assert reply.status == 200
+    assert reply.headers["x-harbourgate-model"] == "fable-5"
+    assert r.audit.records[-1]["model_requested"] == "fable-5"
+    counted = run(request(r.gateway, "POST", "/v1/responses/input_tokens", {"input": "hello"}))
+    assert counted.status == 200 and counted.json()["input_tokens"] > 0
+
+
+def test_a_token_limit_of_zero_is_the_upstreams_to_judge() -> None:
+    """OpenAI's schema sets no minimum for max_tokens: the gateway checks the type only."""
+    r = rig()
+    for field in ("max_tokens", "max_completion_tokens"):
+        reply = run(request(r.gateway, "POST", "/v1/chat/completions", {
+            "model": "fable-5", field: 0, "messages": [{"role": "user", "content": "hi"}]}))
+        assert reply.status == 200, reply.json()
+    bad = run(request(r.gateway, "POST", "/v1/chat/completions", {
+        "model": "fable-5", "max_tokens": -1, "messages": [{"role": "user", "content": "hi"}]}))
+    assert bad.status == 400
+    assert bad.json()["error"]["message"] == ("'max_tokens' must be a whole number, 0 or "
+                                              "more, not -1")
+
+
+def test_anthropic_model_entries_carry_their_lifecycle() -> None:
+    r = rig()
+    entry = run(request(r.gateway, "GET", "/v1/models/fable-5",
+                        headers={"anthropic-version": "2023-06-01"})).json()
+    assert entry["lifecycle"] == "active" and entry["type"] == "model"

@@ -167,8 +167,8 @@ def test_anthropic_streams_have_the_full_event_sequence() -> None:
      "messages[0].role must be one of"),
     ("openai", {"model": "m", "messages": [{"role": "user", "content": 5}]},
      "messages[0].content: must be a string or a list"),
-    ("openai", openai("x", max_tokens=0), "max_tokens: must be a positive integer, not 0"),
-    ("openai", openai("x", max_tokens=True), "max_tokens: must be a positive integer"),
+    ("openai", openai("x", max_tokens=-1), "max_tokens: must be a whole number, 0 or more, not -1"),
+    ("openai", openai("x", max_tokens=True), "max_tokens: must be a whole number"),
     ("openai", openai("x", stop=[1]), "stop: must be a string or a list of strings"),
     ("anthropic", {"model": "m", "messages": [{"role": "user", "content": "x"}]},
      "max_tokens: Field required"),
@@ -244,3 +244,23 @@ def test_behaviours_are_selected_by_model_id() -> None:
     assert engine.behaviour("standin-garbage") == "garbage"
     assert engine.behaviour("standin-cut") == "cut"
     assert engine.behaviour("fable-5") is None
+
+
+def test_a_responses_conversation_keeps_its_items_across_requests() -> None:
+    """An id not seen before starts an empty conversation (as a newly created one would);
+    each answer is appended, so the next request in it sees what came before."""
+    history: dict[str, str] = {}
+    first = engine.reply("responses", {"model": "m", "input": "harbour one",
+                                       "conversation": "conv_a", "store": False}, "m", history)
+    assert "harbour one" in first.text
+    second = engine.reply("responses", {"model": "m", "input": "harbour two",
+                                        "conversation": {"id": "conv_a"}}, "m", history)
+    assert second.prompt_tokens > first.prompt_tokens
+    with pytest.raises(StandInError, match="conversation: a conversation id"):
+        engine.reply("responses", {"model": "m", "input": "x", "conversation": 5}, "m", {})
+
+
+def test_a_responses_request_may_leave_out_input() -> None:
+    """A stored prompt (or the conversation) supplies it upstream."""
+    answer = engine.reply("responses", {"model": "m", "prompt": {"id": "pmpt_1"}}, "m", {})
+    assert answer.text.startswith("[m]")

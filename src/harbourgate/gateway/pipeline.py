@@ -179,6 +179,8 @@ def admit(services: Services, snapshot: Snapshot, endpoint: Endpoint, shape: Sha
         if endpoint.check is not None:
             parsed = known["body"] = validate.parse_json(body)
             known["model"], known["stream"] = endpoint.check(parsed)
+            if not known["model"]:  # a Responses body may leave it out
+                known["model"] = _default_model(caller)
             known["texts"] = request_texts(parsed)
             known["provider_headers"] = _provider_headers(headers)
         else:
@@ -288,6 +290,16 @@ def _end_user_facts(user: EndUser) -> policy.EndUserFacts:
                                residence=user.residence,
                                verification_level=user.verification_level,
                                issuer=user.issuer, sub=user.sub)
+
+
+def _default_model(caller: Caller) -> str:
+    """The model a Responses request that names none is served by: the application's first
+    preference (the policy then decides as for any request)."""
+    preference = caller.application.model_preference
+    if not preference:
+        raise GatewayError(400, "invalid_request", "missing required field 'model' (this "
+                           "application has no model preference to default to)", param="model")
+    return preference[0]
 
 
 def _data_origin(headers: Mapping[bytes, bytes]) -> tuple[str | None, str | None]:
@@ -441,7 +453,7 @@ def _model_listing(adm: Admission) -> dict[str, Any]:
 def _model_entry(shape: Shape, route: RouteConfig) -> dict[str, Any]:
     if shape == "anthropic":
         return {"type": "model", "id": route.name, "display_name": route.name,
-                "created_at": "2026-01-01T00:00:00Z"}
+                "created_at": "2026-01-01T00:00:00Z", "lifecycle": "active"}
     return {"id": route.name, "object": "model", "created": 0, "owned_by": route.origin,
             "harbourgate": {"class": route.capability_class, "origin": route.origin,
                             "hosting": route.hosting}}

@@ -129,6 +129,13 @@ def _positive(name: str, value: Any) -> None:
         raise invalid(f"'{name}' must be a positive integer, not {value!r}", name)
 
 
+def _count(name: str, value: Any) -> None:
+    """A token count whose schema sets no minimum (OpenAI's `max_tokens`): the gateway
+    checks its type; what a count of 0 means is the upstream's to say."""
+    if type(value) is not int or value < 0:
+        raise invalid(f"'{name}' must be a whole number, 0 or more, not {value!r}", name)
+
+
 def _range(low: float, high: float) -> Check:
     def check(name: str, value: Any) -> None:
         if type(value) not in (int, float) or not low <= value <= high:
@@ -293,7 +300,7 @@ def openai_chat(body: dict[str, Any]) -> tuple[str, bool]:
 
 
 _CHAT_FIELDS: dict[str, Check] = {
-    "max_tokens": _positive, "max_completion_tokens": _positive, "n": _positive,
+    "max_tokens": _count, "max_completion_tokens": _count, "n": _positive,
     "temperature": _range(0, 2), "top_p": _range(0, 1), "presence_penalty": _range(-2, 2),
     "frequency_penalty": _range(-2, 2), "stop": _str_or_strings, "tools": _tools,
     "tool_choice": _tool_choice, "response_format": _of(dict, "an object"),
@@ -369,7 +376,9 @@ def responses_input_tokens(body: dict[str, Any]) -> str:
 
 
 def _responses(body: dict[str, Any]) -> str:
-    model = _model(body)
+    """The model may be left out (a stored prompt names it upstream): then "" and the
+    gateway serves the application's first preferred model."""
+    model = _model(body) if body.get("model") is not None else ""
     value = body.get("input")
     if isinstance(value, list):
         for i, item in enumerate(value):

@@ -155,11 +155,30 @@ def reply(shape: Shape, body: Any, model: str,
     """
     prompt, last, asked = prompt_of(shape, body, history)
     answer = _answer(body, model, prompt, last, asked)
-    if shape == "responses" and history is not None and body.get("store") is not False:
-        history["resp_" + answer.key] = "\n".join([*prompt, answer.text])
+    if shape == "responses" and history is not None:
+        text = "\n".join([*prompt, answer.text])
+        if body.get("store") is not False:
+            history["resp_" + answer.key] = text
+        conversation = conversation_id(body)
+        if conversation is not None:  # a conversation keeps its items, stored or not
+            history[conversation] = text
         while len(history) > HISTORY_LIMIT:
             del history[next(iter(history))]
     return answer
+
+
+def conversation_id(body: Mapping[str, Any]) -> str | None:
+    """The Responses `conversation` a request continues (an id, or `{"id": ...}`); an id
+    the stand-in has not seen starts an empty conversation, as a newly created one would."""
+    value = body.get("conversation")
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise StandInError("conversation: a conversation id (string) or {id} is required",
+                           param="conversation")
+    return "conv:" + value
 
 
 def prompt_of(shape: Shape, body: Any, history: Mapping[str, str] | None = None
@@ -194,9 +213,9 @@ def _prompt_openai(body: Any) -> tuple[list[str], str, Asked]:
         if msg["role"] in ("user", "tool"):
             last = text
     asked = Asked()
-    asked.limit = _positive_int(body, "max_completion_tokens")
+    asked.limit = _whole_int(body, "max_completion_tokens")
     if asked.limit is None:
-        asked.limit = _positive_int(body, "max_tokens")
+        asked.limit = _whole_int(body, "max_tokens")
     asked.stops = _stops(body.get("stop"), "stop")
     asked.forced = _openai_forced_tool(body.get("tool_choice"))
     asked.tools = [(t["function"]["name"], t["function"].get("parameters") or {})
@@ -259,10 +278,10 @@ def _prompt_responses(body: Any, history: Mapping[str, str]) -> tuple[list[str],
         raise StandInError("the request body must be a JSON object")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise StandInError("model: a model id (string) is required", param="model")
-    for key in ("conversation", "background"):
-        if body.get(key):
-            raise StandInError(f"{key}: the stand-in keeps no conversations", param=key)
     prompt: list[str] = []
+    conversation = conversation_id(body)
+    if conversation is not None and conversation in history:
+        prompt.append(history[conversation])
     previous = body.get("previous_response_id")
     if previous is not None:
         if previous not in history:
@@ -274,9 +293,10 @@ def _prompt_responses(body: Any, history: Mapping[str, str]) -> tuple[list[str],
     items = body.get("input")
     if isinstance(items, str):
         items = [{"role": "user", "content": items}]
-    if not isinstance(items, list) or not items:
-        raise StandInError("input: a string or a non-empty list of items is required",
-                           param="input")
+    if items is None:  # a stored prompt (or the conversation) supplies it upstream
+        items = []
+    if not isinstance(items, list):
+        raise StandInError("input: a string or a list of items is required", param="input")
     last, last_kind = "", ""
     for i, item in enumerate(items):
         where = f"input[{i}]"
@@ -850,6 +870,18 @@ def _positive_int(body: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise StandInError(f"{key}: must be a positive integer, not {value!r}", param=key)
+    return value
+
+
+def _whole_int(body: Mapping[str, Any], key: str) -> int | None:
+    """OpenAI's token limits: a whole number with no minimum in the API's schema (0 answers
+    nothing, cut short for length)."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StandInError(f"{key}: must be a whole number, 0 or more, not {value!r}",
+                           param=key)
     return value
 
 

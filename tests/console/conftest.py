@@ -119,8 +119,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         running.proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's sync API keeps an event loop running in
+    this thread while it is open, which would break every later test that calls
+    `asyncio.run`, so it must not outlive the console tests."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the console tests need Debian's chromium "
                     "(scripts/test installs it: apt-get install -y chromium)")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harbourgate.shapes import Usage, estimate_input_tokens, usage_of
 from harbourgate.shapes.tokens import IMAGE_TOKENS, PER_MESSAGE, PER_REQUEST, estimate_text
@@ -73,3 +78,18 @@ def test_usage_of_each_shape() -> None:
     assert expected.to_dict() == {"input_tokens": 10, "output_tokens": 7,
                                   "cache_read_tokens": 4, "cache_write_tokens": 2,
                                   "reasoning_tokens": 3}
+
+
+def _by_pieces(text: str) -> int:
+    """The estimate's definition, piece by piece: letters by 4, digits by 3, the rest 1."""
+    cjk = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+    total = 0
+    for piece in re.findall(rf"[{cjk}]|[^\W\d_{cjk}]+|\d+|[^\s\w]|_+", text):
+        per = 3 if re.match(r"\d", piece) else 4
+        total += math.ceil(len(piece) / per)
+    return total
+
+
+@given(st.text(alphabet="abcXYZ  \n\t0123456789_-.,!?你好世界한국カナéü€😀\u0660²", max_size=60))
+def test_the_single_pattern_counts_piece_by_piece(text: str) -> None:
+    assert estimate_text(text) == _by_pieces(text)

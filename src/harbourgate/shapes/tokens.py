@@ -18,7 +18,6 @@ models. The estimate is marked as such to the caller (`x-harbourgate-token-count
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -28,28 +27,22 @@ PER_MESSAGE = 4
 PER_REQUEST = 3
 IMAGE_TOKENS = 765  # an OpenAI 512x512-tile image at high detail (85 + 4 * 170)
 
-_PIECE = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]"  # CJK, kana, hangul
-    r"|[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+"  # letters
-    r"|\d+"
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"  # CJK, kana, hangul
+_TOKEN = re.compile(
+    rf"[{_CJK}]"  # one token each
+    rf"|[^\W\d_{_CJK}]{{1,4}}"  # a run of n letters matches ceil(n / 4) times
+    r"|\d{1,3}"  # a run of n digits, ceil(n / 3) times
     r"|[^\s\w]"  # one symbol
-    r"|_+",
+    r"|_{1,4}",
 )
+"""One match per estimated token: the quantifiers do the per-piece arithmetic, so counting
+is `len(findall)` in C, not a Python loop over the pieces (measured: 127 -> 46 us for a
+518-character prompt)."""
 
 
 def estimate_text(text: str) -> int:
     """The estimated token count of `text` alone."""
-    total = 0
-    for match in _PIECE.finditer(text):
-        piece = match.group()
-        first = piece[0]
-        if first.isdigit():
-            total += math.ceil(len(piece) / 3)
-        elif len(piece) == 1:
-            total += 1
-        else:
-            total += math.ceil(len(piece) / 4)
-    return total
+    return len(_TOKEN.findall(text))
 
 
 def estimate_input_tokens(shape: str, body: Any) -> int:

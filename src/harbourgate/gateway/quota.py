@@ -73,9 +73,13 @@ class Metering:
         caller = self.caller
         participant, application, key = (caller.participant.id, caller.application.id,
                                          caller.key.id)
-        if not self.quotas or not self.quotas.plan(participant, application, key, route.name):
+        plan = self.quotas.plan(participant, application, key, route.name) \
+            if self.quotas else ()
+        if not plan:
             return None
-        input_tokens, max_output = self._size()
+        # the size estimate costs more than the reservation: only token and cost limits need it
+        input_tokens, max_output = self._size() if any(s.adds != "one" for s in plan) \
+            else (0, 0)
         facts = quotas.RequestFacts(participant, application, key, route.name, input_tokens,
                                     max_output)
         try:

@@ -28,6 +28,7 @@ from harbourgate.identity.model import ApiKey, Application, Participant, Registr
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import Shape, StreamEvent, UpstreamError
 from harbourgate.providers.sse import SSEDecoder
+from harbourgate.quotas import QuotaGate, QuotaSet
 from harbourgate.runtime import Caller, Snapshot, application_facts, load_bundle, participant_facts
 from harbourgate.shapes import Usage
 
@@ -49,9 +50,10 @@ ROUTES = (route("fable-5"), route("mythos-5"), route("lantau-7", origin="HK", ho
 _BUNDLE: policy.Bundle | None = None
 
 
-def snapshot(routes: tuple[RouteConfig, ...] = ROUTES) -> Snapshot:
+def snapshot(routes: tuple[RouteConfig, ...] = ROUTES, quotas: QuotaSet | None = None
+             ) -> Snapshot:
     """One participant and application (data from HK, preferring fable-5, mythos-5), with a
-    live key; and a suspended participant's key."""
+    live key; and a suspended participant's key. `quotas`: those in force (none)."""
     global _BUNDLE
     if _BUNDLE is None:
         _BUNDLE = load_bundle(Settings())
@@ -79,7 +81,8 @@ def snapshot(routes: tuple[RouteConfig, ...] = ROUTES) -> Snapshot:
     return Snapshot(version=1, routes=MappingProxyType({r.name: r for r in routes}),
                     facts=MappingProxyType({r.name: model_facts(r) for r in routes}),
                     registry=reg, callers=MappingProxyType(callers), policy=compiled,
-                    directives=(), policy_header=str(compiled.version))
+                    directives=(), policy_header=str(compiled.version),
+                    quotas=quotas or QuotaSet())
 
 
 class MemoryAudit:
@@ -298,14 +301,16 @@ class Rig:
     upstreams: dict[str, Scripted]
 
 
-def rig(*, routes: tuple[RouteConfig, ...] = ROUTES, max_stream_s: float = 3600.0) -> Rig:
-    snap = snapshot(routes)
+def rig(*, routes: tuple[RouteConfig, ...] = ROUTES, max_stream_s: float = 3600.0,
+        quotas: QuotaSet | None = None, quota_gate: QuotaGate | None = None) -> Rig:
+    snap = snapshot(routes, quotas)
     runtime = SimpleNamespace(snapshot=snap, bundle_error=None,
                               settings=Settings(routes=routes,
                                                 limits=Limits(max_stream_s=max_stream_s)))
     upstreams = {r.name: Scripted(r) for r in routes}
     audit = MemoryAudit()
-    gateway = Gateway(runtime, upstreams, audit, scanner=SCANNER)  # type: ignore[arg-type]
+    gateway = Gateway(runtime, upstreams, audit, scanner=SCANNER,  # type: ignore[arg-type]
+                      quota_gate=quota_gate)
     return Rig(gateway, audit, upstreams)
 
 

@@ -127,7 +127,8 @@ def test_token_counting_asks_the_upstream(path: str, shape: str, expected: dict)
     assert headers == {"anthropic-beta": "token-counting-2024-11-01"}
     record = r.audit.records[-1]
     assert record["endpoint"] == "count_tokens" and record["token_count"] == "upstream"
-    assert record["usage"]["input_tokens"] == 42 and record["decision"] == "allow"
+    assert record["input_tokens_counted"] == 42 and record["decision"] == "allow"
+    assert "usage" not in record  # a count is not generation: not metered as usage
 
 
 def test_token_counting_estimates_when_the_upstream_cannot() -> None:

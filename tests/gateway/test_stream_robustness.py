@@ -21,6 +21,13 @@ BODIES = {
 }
 
 
+def interrupted(r: Rig) -> dict:
+    """The stream_interrupted record (the stream's usage record follows it)."""
+    kinds = [rec["kind"] for rec in r.audit.records]
+    assert kinds == ["request", "stream_interrupted", "usage"], kinds
+    return r.audit.records[1]
+
+
 def stalling(*, idle: float = 0.3, max_stream_s: float = 3600.0, **options: object) -> Rig:
     r = rig(routes=(route("fable-5", timeout_s=idle),), max_stream_s=max_stream_s)
     r.upstreams["fable-5"].stream_options = options
@@ -42,7 +49,10 @@ def test_a_departing_client_closes_the_upstream_stream(shape: str) -> None:
         assert stream.sent == 3  # it was stalled mid-stream, not run to its end
 
     asyncio.run(scenario())
-    assert [rec["kind"] for rec in r.audit.records] == ["request"]
+    assert [rec["kind"] for rec in r.audit.records] == ["request", "usage"]
+    usage = r.audit.records[1]  # metered for what was delivered
+    assert usage["request_id"] == "entry-1" and usage["ended"] == "gone"
+    assert usage["usage"]["input_tokens"] == 7 and usage["usage"]["output_tokens"] == 0
 
 
 @pytest.mark.parametrize("shape", ["openai", "anthropic", "responses"])
@@ -55,9 +65,9 @@ def test_an_idle_upstream_ends_the_stream_with_an_error_event(shape: str) -> Non
     error = data if shape == "responses" else data["error"]
     assert error["code"] == "upstream_timeout" and "timeout_s" in error["message"]
     assert event == (None if shape == "openai" else "error")
-    record = r.audit.records[-1]
-    assert record["kind"] == "stream_interrupted" and record["code"] == "upstream_timeout"
-    assert error["audit_id"] == f"entry-{len(r.audit.records)}"
+    record = interrupted(r)
+    assert record["code"] == "upstream_timeout" and error["audit_id"] == "entry-2"
+    assert r.audit.records[2]["ended"] == "cut"
     assert r.upstreams["fable-5"].streams[0].closed.is_set()
 
 
@@ -69,7 +79,7 @@ def test_a_stream_that_never_ends_meets_the_overall_deadline() -> None:
     assert data["error"]["code"] == "upstream_timeout"
     assert "limits.max_stream_s" in data["error"]["message"]
     assert r.upstreams["fable-5"].streams[0].sent > 3  # it kept dripping until the deadline
-    assert r.audit.records[-1]["kind"] == "stream_interrupted"
+    assert interrupted(r)["code"] == "upstream_timeout"
 
 
 def test_a_broken_off_stream_is_recorded_with_its_partial_usage() -> None:
@@ -80,9 +90,12 @@ def test_a_broken_off_stream_is_recorded_with_its_partial_usage() -> None:
     _, data = reply.events()[-1]
     assert data["error"]["code"] == "upstream_error"
     assert "connection reset" in data["error"]["message"]
-    record = r.audit.records[-1]
-    assert record["kind"] == "stream_interrupted" and record["status"] == 502
+    record = interrupted(r)
+    assert record["status"] == 502
     assert record["usage"]["input_tokens"] == 7 and record["usage"]["output_tokens"] == 0
+    usage = r.audit.records[2]
+    assert usage["request_id"] == "entry-1" and usage["ended"] == "cut"
+    assert usage["usage"] == record["usage"] and usage["cost"] == 0.0
 
 
 def test_an_interruption_that_cannot_be_recorded_says_audit_unavailable() -> None:

@@ -165,7 +165,8 @@ def test_readiness_pings_the_store(tmp_path: Any, redis_url: str) -> None:
             gateway.quota_gate.store.close()
             gateway.store.close()
 
-    assert ready("") == (True, {"storage": "ok", "audit": "ok", "quotas": "ok (local)"})
+    assert ready("") == (True, {"storage": "ok", "audit": "ok", "quotas": "ok (local)",
+                                "pools": {}})
     assert ready(f"redis_url: {redis_url}\n")[1]["quotas"] == "ok (redis)"
     dead = _dead_url()
     closed, detail = ready(f"redis_url: {dead}\nquota_store: {{on_redis_unreachable: closed}}\n")

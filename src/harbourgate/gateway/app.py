@@ -17,12 +17,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from harbourgate.gateway import metrics, pipeline
+from harbourgate.gateway import metrics, pipeline, quota
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.gateway.pipeline import Admission, Answer, Endpoint, Relay, Served
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import EventStream, Upstream, UpstreamError
+from harbourgate.quotas import MemoryStore, QuotaGate
 from harbourgate.runtime import Runtime, Snapshot
 
 log = logging.getLogger("harbourgate.gateway")
@@ -68,13 +69,14 @@ class Gateway:
 
     def __init__(self, runtime: Runtime, upstreams: dict[str, Upstream], audit: AuditSink,
                  *, verifier: AttestationVerifier | None = None, scanner: Scanner | None = None,
-                 ready: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
-                 ) -> None:
+                 ready: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None,
+                 quota_gate: QuotaGate | None = None) -> None:
         self.runtime = runtime
         self.audit = audit
         self.verifier = verifier or AttestationVerifier(None)
         self.services = pipeline.Services(upstreams, scanner or Scanner(),
-                                          self.verifier)
+                                          self.verifier,
+                                          quota_gate=quota_gate or QuotaGate(MemoryStore()))
         self.max_body = runtime.settings.limits.max_body_bytes
         self.max_stream_s = runtime.settings.limits.max_stream_s
         self._ready = ready
@@ -147,6 +149,8 @@ class Gateway:
         except GatewayError as unavailable:  # without the record there is no answer
             if isinstance(served.result, EventStream):
                 await served.result.aclose()
+                await quota.settle(self.services.quota_gate, served.quota,
+                                   served.result.usage)
             return await self._unrecorded(send, admission, served, unavailable)
         answer = pipeline.respond(admission, served, audit_id)
         self._observe(admission, served)
@@ -279,7 +283,7 @@ class Gateway:
             gone.remove_done_callback(left)
             gone.cancel()
         if outcome is False:  # the client left; the upstream stream is closed
-            return
+            return await self._metered(served, answer, "gone")
         failure = outcome or None
         if stopped:
             metrics.UPSTREAM_ERRORS.labels(served.route.name, "upstream_timeout").inc()
@@ -298,7 +302,21 @@ class Gateway:
                 failure = unavailable
             await send({"type": "http.response.body", "body": answer.relay.cut(failure),
                         "more_body": True})
+        await self._metered(served, answer, "completed" if failure is None else "cut")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _metered(self, served: Served, answer: Answer, ended: str) -> None:
+        """A stream's usage, known once it has ended however it ended: settle its quota
+        reservation, and append the follow-up record that the decisions index merges into
+        the request's row (the request's own record was committed before the first byte)."""
+        assert served.route is not None
+        usage = served.result.usage
+        await quota.settle(self.services.quota_gate, served.quota, usage)
+        try:
+            await self.audit.append(quota.usage_record(answer.audit_id, served.route, usage,
+                                                       ended))
+        except Exception as exc:  # the answer is out; the request's record stands
+            log.error("the usage record of %s was not committed: %s", answer.audit_id, exc)
 
     @staticmethod
     async def _pump(send: Send, relay: Relay, events: EventStream, served: Served,

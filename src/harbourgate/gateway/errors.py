@@ -25,6 +25,7 @@ _TYPES: dict[str, tuple[str, str]] = {
     "request_too_large": ("invalid_request_error", "request_too_large"),
     "legal_restriction": ("permission_error", "permission_error"),
     "quota_exceeded": ("rate_limit_error", "rate_limit_error"),
+    "quota_unavailable": ("api_error", "overloaded_error"),
     "upstream_error": ("api_error", "api_error"),
     "upstream_rate_limited": ("rate_limit_error", "rate_limit_error"),
     "upstream_overloaded": ("server_error", "overloaded_error"),

@@ -28,10 +28,10 @@ from urllib.parse import quote
 
 import orjson
 
-from harbourgate import geo, policy
+from harbourgate import geo, policy, quotas
 from harbourgate.config import RouteConfig
 from harbourgate.enforce import Plan, plan
-from harbourgate.gateway import metrics, validate
+from harbourgate.gateway import metrics, quota, validate
 from harbourgate.gateway.content import map_strings, request_texts, with_texts
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.identity.attestation import AttestationError, AttestationVerifier, EndUser
@@ -102,12 +102,15 @@ def caller_shape(endpoint: Endpoint, headers: Mapping[bytes, bytes]) -> Shape:
 
 @dataclass(slots=True)
 class Services:
-    """What a worker holds for the steps: adapters, scanner, verifier, pseudonymisers."""
+    """What a worker holds for the steps: adapters, scanner, verifier, pseudonymisers,
+    and the quota gate `forward` reserves and settles through."""
 
     upstreams: Mapping[str, Upstream]
     scanner: Scanner
     verifier: AttestationVerifier
     pseudonymisers: dict[tuple[str, ...], Pseudonymiser] = field(default_factory=dict)
+    quota_gate: quotas.QuotaGate = field(
+        default_factory=lambda: quotas.QuotaGate(quotas.MemoryStore()))
 
     def pseudonymiser(self, classes: tuple[str, ...]) -> Pseudonymiser:
         found = self.pseudonymisers.get(classes)
@@ -322,7 +325,9 @@ class Served:
 
     `result` is the caller-shape answer (a dict), an open event stream, an input token
     count, or the gateway's own answer (models); `route` is None when the gateway answered
-    itself. `upstream_s` is the time spent awaiting upstreams, and nothing else.
+    itself. `upstream_s` is the time spent awaiting upstreams, and nothing else. `quota`
+    is the serving route's reservation (a stream's is settled by the shell when it ends);
+    `reroute_reason` says why models tried first were passed over (`quota <id>`).
     """
 
     route: RouteConfig | None = None
@@ -334,6 +339,8 @@ class Served:
     usage: Usage | None = None
     counted_by: str | None = None  # token counting: "upstream" | "estimate"
     error: GatewayError | None = None
+    quota: quotas.Admission | None = None
+    reroute_reason: str | None = None
 
 
 async def forward(services: Services, adm: Admission) -> Served:
@@ -343,6 +350,9 @@ async def forward(services: Services, adm: Admission) -> Served:
     each attempt prepares its own body; the upstream never sees a raw value that its
     decision says to pseudonymise. Rate limits and overloads fail over like other
     retryable failures; when none is left, the caller gets the upstreams' reason.
+
+    Before each attempt the quotas covering it are reserved (`gateway.quota`): a refused
+    request never reaches an upstream; a failed attempt's reservation is refunded.
     """
     if adm.endpoint.name in ("models", "model"):
         return Served(result=_model_listing(adm))
@@ -350,7 +360,24 @@ async def forward(services: Services, adm: Admission) -> Served:
     failures: list[tuple[str, UpstreamError]] = []
     failover: list[dict[str, str]] = []
     upstream_s = 0.0
+    meter = quota.Metering(services.quota_gate, adm.snapshot.quotas, adm.shape,
+                           adm.endpoint.name, adm.caller, adm.body, adm.texts) \
+        if quota.metered(adm.endpoint.name) else None
     for route, decision in adm.plan.permitted:
+        held = None
+        if meter is not None:
+            try:
+                held = await meter.reserve(route)
+            except GatewayError as unavailable:  # the gate fails closed
+                return Served(decision=decision, failover=tuple(failover),
+                              upstream_s=upstream_s, error=unavailable)
+            if isinstance(held, quotas.Refusal):
+                failover.append({"model": route.name, "code": "quota_exceeded",
+                                 "quota": held.quota.id})
+                if held.reroute:
+                    continue
+                return Served(decision=decision, failover=tuple(failover),
+                              upstream_s=upstream_s, error=meter.refused())
         body, session = _outgoing(services, adm, decision)
         body = {**body, "model": route.name}
         upstream = services.upstreams[route.name]
@@ -359,6 +386,8 @@ async def forward(services: Services, adm: Admission) -> Served:
             result = await _attempt(upstream, adm, body)
         except UpstreamError as exc:
             upstream_s += perf_counter() - t0
+            if meter is not None:
+                await meter.settle(held, None)
             metrics.UPSTREAM_ERRORS.labels(route.name, exc.code).inc()
             failover.append({"model": route.name, "code": exc.code})
             if not exc.retryable:
@@ -369,20 +398,25 @@ async def forward(services: Services, adm: Admission) -> Served:
             continue
         upstream_s += perf_counter() - t0
         usage, counted_by = None, None
-        if adm.endpoint.name == "count_tokens":
+        if adm.endpoint.name == "count_tokens":  # a count, not usage: nothing was generated
             counted_by = "upstream" if result is not None else "estimate"
             if result is None:
                 result = estimate_input_tokens(adm.shape, adm.body)
-            usage = Usage(input_tokens=result)
         elif isinstance(result, dict):
             usage = usage_of(adm.shape, result)
+        if meter is not None and not adm.stream:
+            await meter.settle(held, usage)
         return Served(route, decision, session, result, tuple(failover), upstream_s, usage,
-                      counted_by)
+                      counted_by, quota=held,
+                      reroute_reason=meter.reroute_reason if meter is not None else None)
     first = adm.plan.permitted[0]
     if adm.endpoint.name == "count_tokens":  # an estimate beats no answer, and says so
         estimate = estimate_input_tokens(adm.shape, adm.body)
         return Served(first[0], first[1], None, estimate, tuple(failover), upstream_s,
-                      Usage(input_tokens=estimate), "estimate")
+                      None, "estimate")
+    if meter is not None and meter.refusals and not failures:  # no model had room
+        return Served(decision=first[1], failover=tuple(failover), upstream_s=upstream_s,
+                      error=meter.refused())
     return Served(decision=first[1], failover=tuple(failover), upstream_s=upstream_s,
                   error=_exhausted(failures))
 
@@ -512,10 +546,17 @@ def audit_record(adm: Admission, served: Served | None, status: int,
         record["pseudonymised"] = served.session.counts
     usage = usage or (served.usage if served is not None else None)
     counts = usage.to_dict() if usage is not None else None
-    if counts is not None and any(counts.values()):
+    if usage is not None and counts is not None and any(counts.values()):
         record["usage"] = counts
+        if served is not None and served.route is not None:
+            record["cost"] = quota.cost(served.route, usage)
     if served is not None and served.counted_by is not None:
         record["token_count"] = served.counted_by
+        record["input_tokens_counted"] = served.result
+    refused_by = served.error.extra.get("quota") if served is not None and served.error \
+        else None
+    if refused_by is not None:
+        record["quota"] = refused_by
     if adm.ctx is not None:
         context = adm.ctx.to_dict()
         sub = adm.ctx.end_user.sub
@@ -536,6 +577,7 @@ class Answer:
     headers: list[tuple[bytes, bytes]]
     body: bytes = b""
     relay: Relay | None = None
+    audit_id: str = ""  # a stream's usage record refers to it
 
 
 def respond(adm: Admission, served: Served, audit_id: str) -> Answer:
@@ -546,7 +588,7 @@ def respond(adm: Admission, served: Served, audit_id: str) -> Answer:
     if adm.stream:
         headers[:0] = [(b"content-type", b"text/event-stream; charset=utf-8"),
                        (b"cache-control", b"no-cache")]
-        return Answer(200, headers, relay=Relay(adm.shape, served.session))
+        return Answer(200, headers, relay=Relay(adm.shape, served.session), audit_id=audit_id)
     if served.counted_by is not None:
         headers.append((b"x-harbourgate-token-count", served.counted_by.encode()))
         result = {"input_tokens": result} if adm.shape == "anthropic" else {
@@ -569,6 +611,11 @@ def answer_headers(adm: Admission, served: Served | None,
     out.append((b"x-harbourgate-model", name.encode()))
     if adm.model and name != adm.model:
         out.append((b"x-harbourgate-rerouted-from", adm.model.encode()))
+    if served.reroute_reason is not None:
+        out.append((b"x-harbourgate-reroute-reason", served.reroute_reason.encode()))
+    if served.quota is not None:  # the caller's rate-limit headers
+        out += [(k.encode(), v.encode()) for k, v in
+                quotas.rate_limit_headers(adm.shape, served.quota, served.quota.now)]
     if served.session is not None and served.session.counts:
         out.append((b"x-harbourgate-pseudonymised", served.session.header_value().encode()))
     obligations = served.decision.obligations if served.decision is not None else None

@@ -324,11 +324,12 @@ def test_a_plain_answer_cut_short_is_a_retryable_502(standin, provider: str) -> 
 def test_an_upstream_400_passes_its_message_on_and_is_not_retryable(  # type: ignore[no-untyped-def]
         standin, caller: str, provider: str) -> None:
     body = chat_body(caller)
-    body["max_tokens"] = 0  # the stand-in refuses it, in its own shape
+    body["max_tokens"] = -1  # the stand-in refuses it, in its own shape
     error = raises(route(standin, provider), lambda up: up.chat(caller, body))
     assert (error.status, error.code, error.retryable) == (400, "invalid_request", False)
-    assert error.message == ("model 'gw-model' refused the request: "
-                             "max_tokens: must be a positive integer, not 0")
+    why = ("a whole number, 0 or more" if provider == "openai" else "a positive integer")
+    assert error.message == (f"model 'gw-model' refused the request: max_tokens: must be "
+                             f"{why}, not -1")
 
 
 def test_a_wrong_base_url_is_a_retryable_502_naming_the_fix(standin) -> None:  # type: ignore[no-untyped-def]

@@ -93,3 +93,42 @@ def _by_pieces(text: str) -> int:
 @given(st.text(alphabet="abcXYZ  \n\t0123456789_-.,!?你好世界한국カナéü€😀\u0660²", max_size=60))
 def test_the_single_pattern_counts_piece_by_piece(text: str) -> None:
     assert estimate_text(text) == _by_pieces(text)
+
+
+def test_a_completed_stream_is_metered_as_reported() -> None:
+    from harbourgate.shapes.translate import UsageMeter
+
+    meter = UsageMeter("openai", {"messages": [{"role": "user", "content": "hello there"}]})
+    meter.feed({"choices": [{"index": 0, "delta": {"content": "Hello back to you"}}]})
+    meter.feed({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4}})
+    assert meter.usage == Usage(input_tokens=9, output_tokens=4)
+
+
+@pytest.mark.parametrize(("shape", "events"), [
+    ("openai", [{"choices": [{"index": 0, "delta": {"content": "Hello back to you all"}}]},
+                {"choices": [{"index": 0, "delta": {"tool_calls": [
+                    {"index": 0, "function": {"arguments": '{"city": "Kowloon"}'}}]}}]}]),
+    ("responses", [{"type": "response.output_text.delta", "delta": "Hello back to you all"},
+                   {"type": "response.function_call_arguments.delta",
+                    "delta": '{"city": "Kowloon"}'}]),
+    ("anthropic", [{"type": "message_start", "message": {"usage": {"input_tokens": 21}}},
+                   {"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": "Hello back to you all"}},
+                   {"type": "content_block_delta", "index": 1,
+                    "delta": {"type": "input_json_delta", "partial_json": '{"city": "Kowloon"}'}}]),
+])
+def test_a_stream_cut_short_is_metered_for_what_was_delivered(shape: str,
+                                                              events: list[dict]) -> None:
+    """No final usage arrived: the output is what was delivered, the input as reported
+    (Anthropic's message_start) or else estimated from the request."""
+    from harbourgate.shapes.translate import UsageMeter
+
+    request = {"messages": [{"role": "user", "content": "What is the weather in Kowloon?"}],
+               "input": "What is the weather in Kowloon?"}
+    meter = UsageMeter(shape, request)  # type: ignore[arg-type]
+    for event in events:
+        meter.feed(event)
+    delivered = estimate_text("Hello back to you all") + estimate_text('{"city": "Kowloon"}')
+    assert meter.usage.output_tokens == delivered
+    expected_input = 21 if shape == "anthropic" else estimate_input_tokens(shape, request)
+    assert meter.usage.input_tokens == expected_input > 0

@@ -216,7 +216,7 @@ class HTTPUpstream(abc.ABC):
             raise garbage_error(self.route.name, f"a stream request with {content_type or 'no'} "
                                 "content instead of an event stream")
         if shape == self.served:
-            meter = UsageMeter(shape)
+            meter = UsageMeter(shape, body)
             translate = self._passthrough(shape, body, meter)
             return UpstreamStream(self._events(response, translate), response,
                                   lambda: meter.usage)

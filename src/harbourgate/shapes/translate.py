@@ -11,6 +11,7 @@ untouched. Everything a target cannot express raises `TranslationError`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from harbourgate.shapes import anthropic, openai_chat, responses
@@ -24,6 +25,7 @@ from harbourgate.shapes.model import (
     TranslationError,
     Usage,
 )
+from harbourgate.shapes.tokens import estimate_input_tokens, estimate_text
 
 _PARSE_REQUEST = {"openai": openai_chat.parse_request, "anthropic": anthropic.parse_request,
                   "responses": responses.parse_request}
@@ -90,24 +92,47 @@ def _legacy(request: dict[str, Any] | None) -> bool:
 
 class UsageMeter:
     """The usage reported by a stream in `shape`, read event by event (for a stream passed
-    through untouched)."""
+    through untouched).
 
-    def __init__(self, shape: Shape) -> None:
+    An upstream reports usage at the end (OpenAI's last chunk, Anthropic's `message_delta`,
+    Responses' `response.completed`), so a stream cut short has reported little or none:
+    the meter also estimates what was delivered (text, tool arguments, thinking), and a
+    stream is metered for at least that, and for the request's estimated input when the
+    upstream reported none."""
+
+    def __init__(self, shape: Shape, request: dict[str, Any] | None = None) -> None:
         self.shape = shape
-        self.usage = Usage()
+        self.reported = Usage()
+        self.final = False  # the upstream's own final count arrived: it is authoritative
+        self._request = request
+        self._delivered = 0
         self._anthropic: dict[str, Any] = {}
 
+    @property
+    def usage(self) -> Usage:
+        reported = self.reported
+        if self.final or not self._delivered:
+            return reported
+        input_tokens = reported.input_tokens
+        if not input_tokens and self._request is not None:
+            input_tokens = estimate_input_tokens(self.shape, self._request)
+        return replace(reported, input_tokens=input_tokens,
+                       output_tokens=max(reported.output_tokens, self._delivered))
+
     def feed(self, data: dict[str, Any]) -> None:
+        self._delivered += estimate_text(_delivered_text(self.shape, data))
         if self.shape == "openai":
             if data.get("usage"):
-                self.usage = openai_chat.usage_in(data["usage"])
+                self.reported = openai_chat.usage_in(data["usage"])
+                self.final = True
             return
         kind = data.get("type")
         if self.shape == "responses":
             if kind in ("response.completed", "response.incomplete"):
                 response = data.get("response")
                 if isinstance(response, dict):
-                    self.usage = responses.usage_in(response.get("usage"))
+                    self.reported = responses.usage_in(response.get("usage"))
+                    self.final = True
             return
         if kind == "message_start" and isinstance(data.get("message"), dict):
             usage = data["message"].get("usage")
@@ -117,7 +142,37 @@ class UsageMeter:
             return
         if isinstance(usage, dict):
             self._anthropic.update({k: v for k, v in usage.items() if v is not None})
-            self.usage = anthropic.usage_in(self._anthropic)
+            self.reported = anthropic.usage_in(self._anthropic)
+            self.final = kind == "message_delta"
+
+
+def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
+    """The text, tool arguments or thinking one stream event delivers ("" for none)."""
+    if shape == "openai":
+        pieces: list[str] = []
+        for choice in data.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            for key in ("content", "refusal", "reasoning_content"):
+                if isinstance(delta.get(key), str):
+                    pieces.append(delta[key])
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    pieces.append(fn["arguments"])
+        return "".join(pieces)
+    kind = data.get("type")
+    if shape == "responses":
+        delta = data.get("delta")
+        return delta if isinstance(kind, str) and kind.endswith(".delta") \
+            and isinstance(delta, str) else ""
+    if kind == "content_block_delta" and isinstance(data.get("delta"), dict):
+        delta = data["delta"]
+        for key in ("text", "partial_json", "thinking"):
+            if isinstance(delta.get(key), str):
+                return delta[key]
+    return ""
 
 
 class StreamTranslator:

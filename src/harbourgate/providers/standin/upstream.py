@@ -52,7 +52,7 @@ class StandInUpstream:
         events = engine.render_stream(shape, answer, self.route.name, int(time.time()),
                                       include_usage=True)
         cut = engine.behaviour(self.route.model_id) == "cut"
-        meter = UsageMeter(shape)
+        meter = UsageMeter(shape, body)
         stream = self._events(events, cut, meter, shape != "openai"
                               or engine.include_usage(body))
         return UpstreamStream(stream, usage=lambda: meter.usage)

@@ -123,7 +123,8 @@ class Harbourgate:
         except JWKSError as exc:  # serve without verified end users; /readyz says why
             log.error("identity verifiers not loaded: %s", exc)
         self.gateway = Gateway(self.runtime, self.upstreams, self.audit,
-                               verifier=self.verifier, scanner=Scanner(), ready=self._ready)
+                               verifier=self.verifier, scanner=Scanner(), ready=self._ready,
+                               telemetry=self.telemetry)
         self.admin = create_admin_app(
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),

@@ -40,10 +40,16 @@ def app(tmp_path: Path) -> Iterator[tuple[Harbourgate, str]]:
 def request(hg: Harbourgate, method: str, path: str, body: Any = None,
             key: str | None = None) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
+    delivered = False
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": orjson.dumps(body) if body else b"",
-                "more_body": False}
+    async def receive() -> dict[str, Any]:  # the body, then a client that stays (a stream
+        nonlocal delivered  # watches for its disconnect)
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": orjson.dumps(body) if body else b"",
+                    "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)

@@ -69,9 +69,15 @@ def build(tmp_path: Path, standin: Process, receiver: Receiver) -> tuple[Harbour
 async def call(hg: Harbourgate, key: str, body: dict[str, Any],
                traceparent: bytes | None = None) -> tuple[int, dict[bytes, bytes]]:
     sent: list[dict[str, Any]] = []
+    delivered = False
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": orjson.dumps(body), "more_body": False}
+    async def receive() -> dict[str, Any]:  # the body, then a client that stays
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": orjson.dumps(body), "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)

@@ -170,7 +170,7 @@ def observe(app: Any, key: str, requests: int, repeat: int) -> None:
         finally:
             on.shutdown()
     base = {name: statistics.median(figures[(settings[0][0], name)]) for name in chosen}
-    print(f"{'setting':24s}" + "".join(f"{n + ' µs CPU':>18s}{'Δ':>9s}" for n in chosen))
+    print(f"{'CPU µs per request':24s}" + "".join(f"{n:>18s}{'Δ':>9s}" for n in chosen))
     for label, *_ in settings:
         row = f"{label:24s}"
         for name in chosen:

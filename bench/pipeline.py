@@ -13,7 +13,8 @@ with an older tree, run this script with PYTHONPATH pointing at that tree's `src
 
 `--observe` runs plain and streamed Chat Completions under each observability setting side
 by side (access log off / text / json, OpenTelemetry off / on), interleaved repeat by
-repeat so a busy machine's drift falls on all of them alike. Access lines go to /dev/null
+repeat, each round starting with another setting, so a busy machine's drift falls on all
+of them alike. Access lines go to /dev/null
 through the real formatter; "otel on" exports to a local OTLP/HTTP sink in this process
 (`process_time` counts every thread, so the exporter's CPU is charged to the requests).
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import statistics
@@ -156,7 +158,8 @@ def observe(app: Any, key: str, requests: int, repeat: int) -> None:
 
         async def run() -> None:
             for r in range(repeat + 1):  # the first round warms up
-                for label, fmt, access, otel in settings:
+                turn = r % len(settings)  # each round starts with another setting
+                for label, fmt, access, otel in settings[turn:] + settings[:turn]:
                     configure_logs(fmt, access)
                     app.gateway.telemetry = on if otel else telemetry.OFF
                     for name, (path, body, headers) in chosen.items():
@@ -195,6 +198,8 @@ def main() -> None:
         key = registry.issue_key(conn, "acme-research").key
     app.runtime.reload()
     app.gateway.audit = MemorySink()
+    gc.collect()  # as the app's lifespan does once started: a collection under load walks
+    gc.freeze()  # only what requests allocate
     print(f"harbourgate from {Path(harbourgate.__file__).parent}")
     if args.observe:
         return observe(app, key, args.requests, args.repeat)

@@ -149,7 +149,7 @@ def in_app(requests: int, repeat: int) -> None:
     chosen = {k: v for k, v in pipeline.cases().items() if k in ("chat", "chat stream")}
     logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
     with otlp_sink() as url:
-        on = telemetry.setup(TelemetrySettings(otlp_endpoint=url, export_interval_s=1))
+        on = telemetry.setup(TelemetrySettings(otlp_endpoint=url, export_interval_s=3600))
         figures: dict[tuple[str, str], list[float]] = {}
 
         async def run() -> None:

@@ -7,6 +7,13 @@ so the background exporter counts; CPU rather than wall time, so a busy machine 
 inflate it) next to doing nothing:
 
     .venv/bin/python bench/observe.py [--n 200000]
+    .venv/bin/python bench/observe.py --app [--requests 1000] [--repeat 3]
+
+`--app` measures the same settings in place: plain and streamed Chat Completions through
+the whole ASGI app as `bench/pipeline.py` builds it, under access log off / text / json and
+OpenTelemetry off / on, side by side, interleaved repeat by repeat (each round starting
+with another setting, so a busy machine's drift falls on all of them alike); "otel on"
+exports to a local OTLP/HTTP sink in this process, whose CPU is charged to the requests.
 
 Access lines go to /dev/null through the real formatter and handler; telemetry "on"
 exports to an OTLP endpoint where nothing listens (the spans are built, queued and dropped
@@ -16,14 +23,28 @@ by the background exporter, as with a collector that is down: the request-side c
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import logging
 import socket
+import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
 
+import pipeline  # bench/pipeline.py: the app as serve builds it, and the request driver
+
+from harbourgate import config
+from harbourgate.app import create_app, prepare
 from harbourgate.config import LoggingSettings, TelemetrySettings
 from harbourgate.observe import labels, logs, telemetry
+from harbourgate.store import registry
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -74,10 +95,99 @@ def configure_logs(fmt: str, access: bool) -> None:
             handler.setStream(devnull)
 
 
+def _build() -> tuple[Any, str]:
+    """The app as `bench/pipeline.py` builds it: stand-in routes in-process, SQLite in a
+    temporary data_dir, the audit log an in-memory sink; start-up objects frozen as the
+    lifespan freezes them."""
+    data = Path(tempfile.mkdtemp(prefix="hg-bench-observe-"))
+    base = config.load(None, environ={})
+    settings = config.Settings(data_dir=data, routes=base.routes, sandbox=base.sandbox)
+    prepare(settings)
+    app = create_app(settings)
+    with app.store.change() as conn:
+        key = registry.issue_key(conn, "acme-research").key
+    app.runtime.reload()
+    app.gateway.audit = pipeline.MemorySink()
+    gc.collect()
+    gc.freeze()
+    return app, key
+
+
+@contextmanager
+def otlp_sink() -> Iterator[str]:
+    """A local OTLP/HTTP endpoint that accepts every export (an empty protobuf answer is a
+    valid Export*ServiceResponse), so the exporter does its whole job."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def in_app(requests: int, repeat: int) -> None:
+    """CPU per request through the whole ASGI app under each observability setting."""
+    app, key = _build()
+    settings = [("access off, otel off", "text", False, False),
+                ("access text, otel off", "text", True, False),
+                ("access json, otel off", "json", True, False),
+                ("access off, otel on", "text", False, True),
+                ("access json, otel on", "json", True, True)]
+    chosen = {k: v for k, v in pipeline.cases().items() if k in ("chat", "chat stream")}
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    with otlp_sink() as url:
+        on = telemetry.setup(TelemetrySettings(otlp_endpoint=url, export_interval_s=3600))
+        figures: dict[tuple[str, str], list[float]] = {}
+
+        async def run() -> None:
+            for r in range(repeat + 1):  # the first round warms up
+                turn = r % len(settings)  # each round starts with another setting
+                for label, fmt, access, otel in settings[turn:] + settings[:turn]:
+                    configure_logs(fmt, access)
+                    app.gateway.telemetry = on if otel else telemetry.OFF
+                    for name, (path, body, headers) in chosen.items():
+                        us = await pipeline.drive(app.gateway, key, path, body, headers,
+                                         requests if r else 100)
+                        if r:
+                            figures.setdefault((label, name), []).append(us)
+
+        try:
+            asyncio.run(run())
+        finally:
+            on.shutdown()
+    base = {name: statistics.median(figures[(settings[0][0], name)]) for name in chosen}
+    print(f"{'CPU µs per request':24s}" + "".join(f"{n:>18s}{'Δ':>9s}" for n in chosen))
+    for label, *_ in settings:
+        row = f"{label:24s}"
+        for name in chosen:
+            us = statistics.median(figures[(label, name)])
+            row += f"{us * 1e6:18.1f}{(us - base[name]) * 1e6:+9.1f}"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200_000, help="requests per measurement")
-    n = parser.parse_args().n
+    parser.add_argument("--app", action="store_true", help="through the whole ASGI app")
+    parser.add_argument("--requests", type=int, default=1000, help="--app: per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="--app: rounds")
+    args = parser.parse_args()
+    if args.app:
+        return in_app(args.requests, args.repeat)
+    n = args.n
     labels.configure(["fable-5"])
     rows: list[tuple[str, float]] = [("nothing (empty call)", per_call_us(lambda: None, n))]
     off = telemetry.setup(TelemetrySettings())

@@ -124,7 +124,8 @@ class Harbourgate:
             log.error("identity verifiers not loaded: %s", exc)
         self.gateway = Gateway(self.runtime, self.upstreams, self.audit,
                                verifier=self.verifier, scanner=Scanner(), ready=self._ready,
-                               quota_gate=self.quota_gate)
+                               quota_gate=self.quota_gate,
+                               telemetry=self.telemetry)
         self.admin = create_admin_app(
             AdminServices.for_runtime(self.runtime, tokens=settings.admin_tokens,
                                       audit=self._audit_admin),

@@ -4,6 +4,7 @@ no `_created` series, the token/cost/time-to-first-token families present."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from harbourgate import config
 from harbourgate.app import Harbourgate, create_app, prepare
 from harbourgate.gateway import metrics
+from harbourgate.quotas.model import Price
 from harbourgate.store import registry
 
 
@@ -38,10 +40,16 @@ def app(tmp_path: Path) -> Iterator[tuple[Harbourgate, str]]:
 def request(hg: Harbourgate, method: str, path: str, body: Any = None,
             key: str | None = None) -> tuple[int, bytes]:
     sent: list[dict[str, Any]] = []
+    delivered = False
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": orjson.dumps(body) if body else b"",
-                "more_body": False}
+    async def receive() -> dict[str, Any]:  # the body, then a client that stays (a stream
+        nonlocal delivered  # watches for its disconnect)
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": orjson.dumps(body) if body else b"",
+                    "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -155,3 +163,48 @@ def test_label_values_are_bounded_whatever_the_caller_passes() -> None:
             'model="other"}') in text
     assert "x" * 100 not in text
     assert 'endpoint="/v1/chat/completions",model="none"' in text
+
+
+def value(text: str, series_name: str) -> float:
+    """The value of one series in an exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(series_name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_chat_and_a_stream_record_tokens_cost_first_token_and_latency_per_model(
+        tmp_path: Path) -> None:
+    base = config.load(None, environ={})
+    priced = tuple(dataclasses.replace(r, price=Price(input_per_mtok=2.0, output_per_mtok=8.0))
+                   if r.name == "fable-5" else r for r in base.routes)
+    settings = config.Settings(data_dir=tmp_path, routes=priced, sandbox=base.sandbox)
+    prepare(settings)
+    hg = create_app(settings)
+    with hg.store.change() as conn:
+        key = registry.issue_key(conn, "acme-research").key
+    hg.runtime.reload()
+    hg.audit.start()
+    tokens_in = 'harbourgate_tokens_total{direction="input",model="fable-5"}'
+    tokens_out = 'harbourgate_tokens_total{direction="output",model="fable-5"}'
+    cost = 'harbourgate_cost_total{model="fable-5"}'
+    ttft = 'harbourgate_time_to_first_token_seconds_count{model="fable-5"}'
+    latency = 'harbourgate_request_duration_seconds_count{endpoint="chat",model="fable-5"}'
+    try:
+        before = request(hg, "GET", "/metrics")[1].decode()
+        assert chat(hg, key, "fable-5") == 200
+        status, streamed = request(hg, "POST", "/v1/chat/completions", {
+            "model": "fable-5", "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "hello"}]}, key)
+        assert status == 200 and streamed.endswith(b"data: [DONE]\n\n")
+        after = request(hg, "GET", "/metrics")[1].decode()
+    finally:
+        hg.audit.close()
+        hg.store.close()
+    used_in = value(after, tokens_in) - value(before, tokens_in)
+    used_out = value(after, tokens_out) - value(before, tokens_out)
+    assert used_in > 0 and used_out > 0
+    assert value(after, cost) - value(before, cost) == pytest.approx(
+        (used_in * 2.0 + used_out * 8.0) / 1e6)
+    assert value(after, ttft) - value(before, ttft) == 1  # the stream only
+    assert value(after, latency) - value(before, latency) == 2

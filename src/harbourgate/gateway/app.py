@@ -21,10 +21,13 @@ from harbourgate.gateway import metrics, pipeline, quota
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.gateway.pipeline import Admission, Answer, Endpoint, Relay, Served
 from harbourgate.identity.attestation import AttestationVerifier
+from harbourgate.observe import logs, telemetry
+from harbourgate.observe.telemetry import RequestTrace, Telemetry
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import EventStream, Upstream, UpstreamError
 from harbourgate.quotas import MemoryStore, QuotaGate
 from harbourgate.runtime import Runtime, Snapshot
+from harbourgate.shapes import Usage
 
 log = logging.getLogger("harbourgate.gateway")
 
@@ -64,13 +67,27 @@ def _error_headers(err: GatewayError) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
 
 
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-Id when well formed, else a fresh one (`logs.request_id`)."""
+    for name, value in scope["headers"]:
+        if name.lower() == logs.REQUEST_ID_HEADER:
+            return logs.request_id(value)
+    return logs.new_request_id()
+
+
+# the access log and spans name an endpoint by its path; a lookup's id is the caller's text
+_PATHS = {e: p for p, e in pipeline.ENDPOINTS.items()}
+_LOOKUP_PATH = pipeline.MODELS_PREFIX + ":id"
+
+
 class Gateway:
     """The OpenAI- and Anthropic-compatible endpoints plus health and metrics."""
 
     def __init__(self, runtime: Runtime, upstreams: dict[str, Upstream], audit: AuditSink,
                  *, verifier: AttestationVerifier | None = None, scanner: Scanner | None = None,
                  ready: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None,
-                 quota_gate: QuotaGate | None = None) -> None:
+                 quota_gate: QuotaGate | None = None,
+                 telemetry: Telemetry = telemetry.OFF) -> None:
         self.runtime = runtime
         self.audit = audit
         self.verifier = verifier or AttestationVerifier(None)
@@ -80,6 +97,7 @@ class Gateway:
         self.max_body = runtime.settings.limits.max_body_bytes
         self.max_stream_s = runtime.settings.limits.max_stream_s
         self._ready = ready
+        self.telemetry = telemetry
         self._operations: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             "/healthz": self._healthz, "/readyz": self._readyz, "/metrics": self._metrics}
 
@@ -89,18 +107,21 @@ class Gateway:
         shape = "anthropic" if path.startswith("/v1/messages") else "openai"
         method = endpoint.method if endpoint is not None else "GET"
         operation = self._operations.get(path) if endpoint is None else None
+        rid = _request_id(scope) if operation is None else ""
+        echo = [(b"x-request-id", rid.encode())] if operation is None else []
         if endpoint is None and operation is None and path.startswith("/v1/responses/"):
             err = GatewayError(400, "invalid_request", "Harbourgate keeps no responses, so it "
                                f"cannot retrieve, cancel or delete one ({path}); keep the "
                                "output on the client and send it back as input")
-            return await _respond(send, 400, err.body("responses"))
+            return await _respond(send, 400, err.body("responses"), echo)
         if endpoint is None and operation is None:
             err = GatewayError(404, "not_found", f"no endpoint {path}; see /v1/chat/completions,"
                                " /v1/responses, /v1/messages, /v1/embeddings, /v1/models")
-            return await _respond(send, 404, err.body(shape))
+            return await _respond(send, 404, err.body(shape), echo)
         if scope["method"] != method and not (method == "GET" and scope["method"] == "HEAD"):
             err = GatewayError(405, "method_not_allowed", f"{path} takes {method}")
-            return await _respond(send, 405, err.body(shape), [(b"allow", method.encode())])
+            return await _respond(send, 405, err.body(shape),
+                                  [(b"allow", method.encode()), *echo])
         started = False
 
         async def tracked(message: Message) -> None:
@@ -113,39 +134,48 @@ class Gateway:
                 await operation(scope, receive, tracked)
             else:
                 assert endpoint is not None
-                await self._serve(endpoint, model_id, scope, receive, tracked)
+                await self._serve(endpoint, model_id, scope, receive, tracked, rid)
         except ClientGone:
             pass
         except Exception:  # a bug must cost one request an error, never the worker
-            log.exception("unexpected error on %s", path)
+            log.exception("unexpected error on %s", path,
+                          extra={"request_id": rid} if rid else None)
             if not started:
                 err = GatewayError(500, "internal_error", "the gateway failed to handle this "
                                    "request; it was logged, and nothing was sent upstream "
                                    "unless an audit record says so")
-                await _respond(send, 500, err.body(shape))
+                await _respond(send, 500, err.body(shape), echo)
 
     # -- one request, step by step -----------------------------------------------------
 
     async def _serve(self, endpoint: Endpoint, model_id: str | None, scope: Scope,
-                     receive: Receive, send: Send) -> None:
+                     receive: Receive, send: Send, rid: str) -> None:
         started = perf_counter()
         headers = _headers(scope)
         shape = pipeline.caller_shape(endpoint, headers)
         snapshot = self.runtime.snapshot  # one state for the whole request
+        trace = self.telemetry.request(_PATHS.get(endpoint, _LOOKUP_PATH), endpoint.name,
+                                       traceparent=headers.get(b"traceparent"),
+                                       request_id=rid)
         try:
-            caller = pipeline.identify(snapshot, headers)
+            with trace.span("identify"):
+                caller = pipeline.identify(snapshot, headers)
         except GatewayError as err:
-            return await self._refuse_unidentified(send, shape, endpoint, snapshot, err)
+            return await self._refuse_unidentified(send, shape, endpoint, snapshot, err,
+                                                   started, rid, trace)
+        trace.identified(application=caller.application.id)
         body = await self._read_body(receive, headers) if endpoint.method == "POST" else b""
         admission = pipeline.admit(self.services, snapshot, endpoint, shape, caller, headers,
-                                   body, started=started, model_id=model_id)
+                                   body, started=started, model_id=model_id, request_id=rid,
+                                   trace=trace)
         if admission.error is not None:
             return await self._refuse(send, admission, None, admission.error)
         served = await pipeline.forward(self.services, admission)
         if served.error is not None:
             return await self._refuse(send, admission, served, served.error)
         try:
-            audit_id = await self._commit(pipeline.audit_record(admission, served, 200))
+            audit_id = await self._commit(pipeline.audit_record(admission, served, 200),
+                                          trace)
         except GatewayError as unavailable:  # without the record there is no answer
             if isinstance(served.result, EventStream):
                 await served.result.aclose()
@@ -153,10 +183,13 @@ class Gateway:
                                    served.result.usage)
             return await self._unrecorded(send, admission, served, unavailable)
         answer = pipeline.respond(admission, served, audit_id)
-        self._observe(admission, served)
+        overhead = self._observe(admission, served)
         if answer.relay is None:
-            return await _respond(send, answer.status, answer.body, answer.headers)
-        await self._stream(send, receive, admission, served, answer)
+            await _respond(send, answer.status, answer.body, answer.headers)
+            if served.counted_by is None:  # a token count is no use of the model
+                self._usage(admission, served, served.usage)
+            return self._finish(admission, served, 200, None, audit_id, overhead)
+        await self._stream(send, receive, admission, served, answer, audit_id, overhead)
 
     async def _read_body(self, receive: Receive,
                          headers: dict[bytes, bytes]) -> bytes | GatewayError:
@@ -184,58 +217,118 @@ class Gateway:
 
     # -- the audit record, and what happens without it ---------------------------------
 
-    async def _commit(self, record: dict[str, Any]) -> str:
+    async def _commit(self, record: dict[str, Any],
+                      trace: RequestTrace = telemetry.NO_TRACE) -> str:
         """The one place an audit failure becomes 503 `audit_unavailable` (with
         Retry-After), on every path: answers, refusals and broken-off streams."""
         try:
-            return await self.audit.append(record)
+            with trace.span("audit.commit"):
+                return await self.audit.append(record)
         except Exception as exc:
-            log.error("audit record not committed; withholding the outcome: %s", exc)
+            log.error("audit record not committed; withholding the outcome: %s", exc,
+                      extra={"request_id": record.get("x_request_id"),
+                             "code": "audit_unavailable"})
             raise GatewayError(503, "audit_unavailable", "the decision could not be recorded "
                                "in the audit log, so the answer is withheld; retry later",
                                headers={"Retry-After": "1"}) from None
 
     async def _unrecorded(self, send: Send, adm: Admission, served: Served | None,
                           unavailable: GatewayError) -> None:
-        model = served.route.name if served is not None and served.route else ""
-        metrics.REQUESTS.labels(adm.endpoint.name, "deny", model, unavailable.code).inc()
+        overhead = self._observe(adm, served, unavailable.code, decision="deny")
         headers = [*_error_headers(unavailable), (b"x-harbourgate-decision", b"deny"),
                    (b"x-harbourgate-policy", adm.snapshot.policy_header.encode())]
+        if adm.request_id is not None:
+            headers.append((b"x-request-id", adm.request_id.encode()))
         await _respond(send, unavailable.status, unavailable.body(adm.shape), headers)
+        self._finish(adm, served, unavailable.status, unavailable.code, None, overhead,
+                     decision="deny")
 
     async def _refuse(self, send: Send, adm: Admission, served: Served | None,
                       err: GatewayError) -> None:
         """An identified caller's refusal: audited first, then answered in its shape."""
         try:
             audit_id = await self._commit(
-                pipeline.audit_record(adm, served, err.status, err.code))
+                pipeline.audit_record(adm, served, err.status, err.code), adm.trace)
         except GatewayError as unavailable:
             return await self._unrecorded(send, adm, served, unavailable)
         err.extra.setdefault("audit_id", audit_id)
-        self._observe(adm, served, err.code)
+        overhead = self._observe(adm, served, err.code)
         await _respond(send, err.status, err.body(adm.shape),
                        _error_headers(err) + pipeline.answer_headers(adm, served, audit_id))
+        self._finish(adm, served, err.status, err.code, audit_id, overhead)
 
     async def _refuse_unidentified(self, send: Send, shape: str, endpoint: Endpoint,
-                                   snapshot: Snapshot, err: GatewayError) -> None:
+                                   snapshot: Snapshot, err: GatewayError, started: float,
+                                   rid: str, trace: RequestTrace) -> None:
         """No caller, no audit record: an unknown key is not a decision about anyone."""
-        metrics.REQUESTS.labels(endpoint.name, "deny", "", err.code).inc()
+        elapsed = perf_counter() - started
+        metrics.observe_request(endpoint=endpoint.name, decision="deny", model=None,
+                                code=err.code, seconds=elapsed)
         await _respond(send, err.status, err.body(shape), [
             *_error_headers(err), (b"x-harbourgate-decision", b"deny"),
-            (b"x-harbourgate-policy", snapshot.policy_header.encode())])
+            (b"x-harbourgate-policy", snapshot.policy_header.encode()),
+            (b"x-request-id", rid.encode())])
+        trace.decided(decision="deny")
+        trace.end(status=err.status, code=err.code)
+        logs.access(request_id=rid, audit_id=None, application=None,
+                    endpoint=_PATHS.get(endpoint, _LOOKUP_PATH), model=None, served=None,
+                    decision="deny", status=err.status, code=err.code,
+                    overhead_ms=elapsed * 1000, upstream_ms=None)
 
-    def _observe(self, adm: Admission, served: Served | None, code: str | None = None) -> None:
+    def _observe(self, adm: Admission, served: Served | None, code: str | None = None,
+                 decision: str | None = None) -> float:
+        """Count the request and its latency to the first byte (per model); returns the
+        gateway's overhead so far, which the access log reports."""
         elapsed = perf_counter() - adm.started
-        model = served.route.name if served is not None and served.route else adm.model or ""
-        metrics.REQUESTS.labels(adm.endpoint.name, pipeline.effect(adm, served), model,
-                                code or "ok").inc()
-        metrics.LATENCY.labels(adm.endpoint.name).observe(elapsed)
-        metrics.OVERHEAD.observe(pipeline.overhead_s(adm, served))
+        upstream_s = served.upstream_s if served is not None else 0.0
+        model = served.route.name if served is not None and served.route else adm.model
+        metrics.observe_request(endpoint=adm.endpoint.name,
+                                decision=decision or pipeline.effect(adm, served),
+                                model=model, code=code, seconds=elapsed,
+                                upstream_seconds=upstream_s)
+        return max(elapsed - upstream_s, 0.0)
+
+    @staticmethod
+    def _usage(adm: Admission, served: Served, usage: Usage | None,
+               first_token_s: float | None = None) -> None:
+        """Tokens and their cost at the route's price (metrics, and the trace)."""
+        if usage is None or served.route is None:
+            return
+        route = served.route
+        metrics.observe_usage(route.name, usage.input_tokens, usage.output_tokens,
+                              route.price.cost(usage.input_tokens, usage.output_tokens))
+        adm.trace.usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                        first_token_s=first_token_s)
+
+    @staticmethod
+    def _finish(adm: Admission, served: Served | None, status: int, code: str | None,
+                audit_id: str | None, overhead_s: float, decision: str | None = None) -> None:
+        """After the answer went out: end the trace and write the access line. Upstream
+        time is everything but the gateway's overhead (a stream's whole relay included)."""
+        name = served.route.name if served is not None and served.route else None
+        decision = decision or pipeline.effect(adm, served)
+        grounds = served.decision if served is not None and served.decision is not None \
+            else adm.decision
+        trace = adm.trace
+        trace.decided(decision=decision, rule=grounds.rule if grounds is not None else None,
+                      model=adm.model, served=name)
+        trace.end(status=status, audit_id=audit_id, code=code)
+        if not logs.access_enabled():
+            return
+        elapsed = perf_counter() - adm.started
+        logs.access(request_id=adm.request_id or "", audit_id=audit_id,
+                    application=adm.caller.application.id,
+                    endpoint=_PATHS.get(adm.endpoint, _LOOKUP_PATH), model=adm.model,
+                    served=name, decision=decision, status=status, code=code,
+                    overhead_ms=overhead_s * 1000,
+                    upstream_ms=None if served is None or served.route is None
+                    else max(elapsed - overhead_s, 0.0) * 1000)
 
     # -- streams -----------------------------------------------------------------------
 
     async def _stream(self, send: Send, receive: Receive, adm: Admission, served: Served,
-                      answer: Answer) -> None:
+                      answer: Answer, audit_id: str | None = None,
+                      overhead: float = 0.0) -> None:
         """Relay the upstream's events. A client's departure is noticed at once (the relay
         races the ASGI disconnect) and closes the upstream stream. An idle deadline (the
         route's timeout_s between events) and an overall one (limits.max_stream_s) end the
@@ -282,11 +375,20 @@ class Gateway:
             clock.timer.cancel()
             gone.remove_done_callback(left)
             gone.cancel()
+        first_token_s = None if clock.first is None else clock.first - adm.started
+        if first_token_s is not None:
+            metrics.observe_first_token(served.route.name, first_token_s)
+        self._usage(adm, served, getattr(events, "usage", None), first_token_s)
         if outcome is False:  # the client left; the upstream stream is closed
-            return await self._metered(served, answer, "gone")
+            await self._metered(served, answer, "gone")
+            return self._finish(adm, served, 200, None, audit_id, overhead)
         failure = outcome or None
         if stopped:
-            metrics.UPSTREAM_ERRORS.labels(served.route.name, "upstream_timeout").inc()
+            metrics.observe_upstream_error(served.route.name, "upstream_timeout")
+            log.warning("upstream %s stream stopped: upstream_timeout (%s)", served.route.name,
+                        "limits.max_stream_s" if stopped[0] == "overall" else "idle",
+                        extra={"request_id": adm.request_id, "model": served.route.name,
+                               "code": "upstream_timeout"})
             failure = GatewayError(504, "upstream_timeout", (
                 f"the stream from {served.route.name} ran past this gateway's limit of "
                 f"{self.max_stream_s:g} s (limits.max_stream_s)") if stopped[0] == "overall"
@@ -297,13 +399,15 @@ class Gateway:
                                            kind="stream_interrupted",
                                            usage=getattr(events, "usage", None))
             try:
-                failure.extra["audit_id"] = await self._commit(record)
+                failure.extra["audit_id"] = await self._commit(record, adm.trace)
             except GatewayError as unavailable:
                 failure = unavailable
             await send({"type": "http.response.body", "body": answer.relay.cut(failure),
                         "more_body": True})
         await self._metered(served, answer, "completed" if failure is None else "cut")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self._finish(adm, served, 200, failure.code if failure is not None else None,
+                     audit_id, overhead)
 
     async def _metered(self, served: Served, answer: Answer, ended: str) -> None:
         """A stream's usage, known once it has ended however it ended: settle its quota
@@ -327,13 +431,17 @@ class Gateway:
         try:
             async for event in events:
                 clock.last = loop.time()
+                if clock.first is None:
+                    clock.first = perf_counter()
                 await send({"type": "http.response.body", "body": relay.event(event),
                             "more_body": True})
             await send({"type": "http.response.body", "body": relay.end(), "more_body": True})
             return None
         except UpstreamError as exc:
             name = served.route.name if served.route is not None else ""
-            metrics.UPSTREAM_ERRORS.labels(name, exc.code).inc()
+            metrics.observe_upstream_error(name, exc.code)
+            log.warning("upstream %s failed mid-stream: %s (status %s)", name, exc.code,
+                        exc.status, extra={"model": name, "code": exc.code})
             return GatewayError(502, "upstream_error",
                                 f"the upstream {name} failed mid-stream: {exc}")
         except OSError:
@@ -356,19 +464,19 @@ class Gateway:
         await _respond(send, 200 if ok else 503, orjson.dumps(detail, default=str))
 
     async def _metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
-        metrics.STATE_VERSION.set(self.runtime.snapshot.version)
-        metrics.AUDIT_QUEUE.set(getattr(self.audit, "queue_depth", 0))
+        # the gauges are current through `metrics.track` (started with the app)
         body, content_type = await asyncio.to_thread(metrics.render)
         await _respond(send, 200, body, content_type=content_type.encode())
 
 
 class _Clock:
-    """When a stream last moved, the watchdog timer that reads it, and whether the relay
-    is still running (only then may a disconnect or a deadline stop it)."""
+    """When a stream first and last moved, the watchdog timer that reads it, and whether
+    the relay is still running (only then may a disconnect or a deadline stop it)."""
 
-    __slots__ = ("last", "live", "timer")
+    __slots__ = ("first", "last", "live", "timer")
 
     def __init__(self, now: float) -> None:
+        self.first: float | None = None  # perf_counter() at the first event
         self.last = now
         self.live = True
         self.timer: asyncio.TimerHandle | None = None

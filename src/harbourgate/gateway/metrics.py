@@ -94,10 +94,24 @@ class _Bounded:
         self._metric = metric
         self._names = labelnames
         self._bounds = tuple(_BOUNDS[n] for n in labelnames)
+        # children by bounded label values: as bounded as the series (every request asks)
+        self._children: dict[tuple[str, ...], Any] = {}
 
     def labels(self, *values: Any) -> Any:
-        padded = (*values, *(None,) * (len(self._names) - len(values)))
-        return self._metric.labels(*(b(v) for b, v in zip(self._bounds, padded, strict=True)))
+        missing = len(self._names) - len(values)
+        if missing:
+            if missing < 0:
+                raise ValueError(f"{len(values)} label values for {self._names}")
+            values = (*values, *(None,) * missing)
+        key = tuple(map(_apply, self._bounds, values))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._metric.labels(*key)
+        return child
+
+
+def _apply(bound: Callable[[Any], str], value: Any) -> str:
+    return bound(value)
 
 
 def _counter(name: str, doc: str, labels: tuple[str, ...]) -> _Bounded:

@@ -19,6 +19,7 @@ same identification, the same policy decision, the same audit record.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,12 +36,15 @@ from harbourgate.gateway import metrics, quota, validate
 from harbourgate.gateway.content import map_strings, request_texts, with_texts
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.identity.attestation import AttestationError, AttestationVerifier, EndUser
+from harbourgate.observe.telemetry import NO_TRACE, RequestTrace
 from harbourgate.privacy import Profile, Pseudonymiser, PseudonymSession, Scanner
 from harbourgate.privacy.stream import StreamRestore
 from harbourgate.providers.base import Shape, StreamEvent, Upstream, UpstreamError
 from harbourgate.providers.sse import DONE, encode_event
 from harbourgate.runtime import Caller, Snapshot
 from harbourgate.shapes import Usage, estimate_input_tokens, usage_of
+
+log = logging.getLogger("harbourgate.gateway")
 
 # -- the endpoints --------------------------------------------------------------------------
 
@@ -165,17 +169,20 @@ class Admission:
     provider_headers: Mapping[str, str] = field(default_factory=dict)
     decision: policy.Decision | None = None  # of a refusal
     error: GatewayError | None = None
+    request_id: str | None = None  # X-Request-Id: echoed, logged, in the audit record
+    trace: RequestTrace = NO_TRACE  # OpenTelemetry: free when off
 
 
 def admit(services: Services, snapshot: Snapshot, endpoint: Endpoint, shape: Shape,
           caller: Caller, headers: Mapping[bytes, bytes], body: bytes | GatewayError,
-          *, started: float, model_id: str | None = None) -> Admission:
+          *, started: float, model_id: str | None = None, request_id: str | None = None,
+          trace: RequestTrace = NO_TRACE) -> Admission:
     """Validate the body, profile its data, build the policy context once, and plan.
 
     `body` is the raw request body, or the error reading it gave (too large). Pure: the
     snapshot, the scanner and the clock are all it reads.
     """
-    known: dict[str, Any] = {}
+    known: dict[str, Any] = {"request_id": request_id, "trace": trace}
     try:
         if isinstance(body, GatewayError):
             raise body
@@ -192,12 +199,15 @@ def admit(services: Services, snapshot: Snapshot, endpoint: Endpoint, shape: Sha
         end_user = _end_user(services.verifier, headers)
         origin, region = _data_origin(headers)
         texts = known.get("texts")
-        profile = known["profile"] = services.scanner.scan_many(texts) if texts else None
+        with trace.span("scan"):
+            profile = known["profile"] = services.scanner.scan_many(texts) if texts else None
         if endpoint.name == "models":
             routes = [r for r in snapshot.routes.values() if r.status == "active"]
             ctx = known["ctx"] = _context(snapshot, caller, endpoint, shape, routes[0] if routes
                                           else None, "auto", end_user, origin, region, None)
-            decisions = snapshot.policy.decide_each(ctx, [snapshot.facts[r.name] for r in routes])
+            with trace.span("decide"):
+                decisions = snapshot.policy.decide_each(
+                    ctx, [snapshot.facts[r.name] for r in routes])
             known["listed"] = tuple(r for r, d in zip(routes, decisions, strict=True)
                                     if d.allowed)
             return Admission(endpoint, shape, snapshot, caller, started, **known)
@@ -207,8 +217,9 @@ def admit(services: Services, snapshot: Snapshot, endpoint: Endpoint, shape: Sha
         lookup = endpoint.name == "model"  # a lookup names one model: no substitutes
         candidates = snapshot.candidates(route, caller.application,
                                          fallback=fallback == "auto" and not lookup)
-        known["plan"] = found = plan(snapshot.policy, ctx, candidates,
-                                     [snapshot.facts[c.name] for c in candidates])
+        with trace.span("decide"):
+            known["plan"] = found = plan(snapshot.policy, ctx, candidates,
+                                         [snapshot.facts[c.name] for c in candidates])
         if found.refused:
             refusal = known["decision"] = found.requested
             if lookup:  # a model this caller may not use does not exist for it
@@ -363,7 +374,8 @@ async def forward(services: Services, adm: Admission) -> Served:
     meter = quota.Metering(services.quota_gate, adm.snapshot.quotas, adm.shape,
                            adm.endpoint.name, adm.caller, adm.body, adm.texts) \
         if quota.metered(adm.endpoint.name) else None
-    for route, decision in adm.plan.permitted:
+    permitted = adm.plan.permitted
+    for attempt, (route, decision) in enumerate(permitted, start=1):
         held = None
         if meter is not None:
             try:
@@ -381,15 +393,28 @@ async def forward(services: Services, adm: Admission) -> Served:
         body, session = _outgoing(services, adm, decision)
         body = {**body, "model": route.name}
         upstream = services.upstreams[route.name]
-        t0 = perf_counter()
-        try:
-            result = await _attempt(upstream, adm, body)
-        except UpstreamError as exc:
+        with adm.trace.upstream(route.name, attempt=attempt, provider=route.provider) as span:
+            t0 = perf_counter()
+            failed: UpstreamError | None = None
+            try:
+                result = await _attempt(upstream, adm, body, span.traceparent)
+            except UpstreamError as exc:
+                span.failed(exc.code)
+                failed = exc
+        if failed is not None:
+            exc = failed
             upstream_s += perf_counter() - t0
             if meter is not None:
                 await meter.settle(held, None)
-            metrics.UPSTREAM_ERRORS.labels(route.name, exc.code).inc()
+            metrics.observe_upstream_error(route.name, exc.code)
             failover.append({"model": route.name, "code": exc.code})
+            last = attempt == len(permitted) or not exc.retryable
+            # the reason without the message: an upstream's error body may quote the prompt
+            log.warning("upstream %s failed: %s (status %s); %s", route.name, exc.code,
+                        exc.status, "no failover" if last else "failing over to "
+                        + permitted[attempt][0].name,
+                        extra={"request_id": adm.request_id, "model": route.name,
+                               "code": exc.code})
             if not exc.retryable:
                 return Served(decision=decision, failover=tuple(failover),
                               upstream_s=upstream_s, error=GatewayError(
@@ -432,9 +457,13 @@ def _outgoing(services: Services, adm: Admission, decision: policy.Decision
     return with_texts(adm.body, session.pseudonymise_many(adm.texts, adm.profile)), session
 
 
-def _attempt(upstream: Upstream, adm: Admission, body: dict[str, Any]) -> Awaitable[Any]:
-    """The upstream call this endpoint makes (the awaitable only: the caller times it)."""
+def _attempt(upstream: Upstream, adm: Admission, body: dict[str, Any],
+             traceparent: str | None = None) -> Awaitable[Any]:
+    """The upstream call this endpoint makes (the awaitable only: the caller times it);
+    `traceparent` names the attempt's span (W3C Trace Context)."""
     name, headers = adm.endpoint.name, adm.provider_headers
+    if traceparent is not None:
+        headers = {**headers, "traceparent": traceparent}
     if name == "embeddings":
         return upstream.embed(body)
     if name == "count_tokens":
@@ -519,6 +548,9 @@ def audit_record(adm: Admission, served: Served | None, status: int,
     upstream_s = served.upstream_s if served is not None else 0.0
     record: dict[str, Any] = {
         "kind": kind,
+        # not `request_id`: in the audit log that names the record a follow-up refers to
+        # (`audit.decisions_index`), and a caller chooses this value
+        "x_request_id": adm.request_id,
         "api": adm.shape,
         "endpoint": adm.endpoint.name,
         "participant": adm.caller.participant.id,
@@ -605,6 +637,8 @@ def answer_headers(adm: Admission, served: Served | None,
            (b"x-harbourgate-overhead-ms", f"{overhead_s(adm, served) * 1000:.3f}".encode())]
     if audit_id is not None:
         out.append((b"x-harbourgate-audit", audit_id.encode()))
+    if adm.request_id is not None:
+        out.append((b"x-request-id", adm.request_id.encode()))
     if served is None or served.error is not None or served.route is None:
         return out
     name = served.route.name

@@ -180,6 +180,8 @@ class _NoTrace:
 
 
 _NO_TRACE = _NoTrace()
+NO_TRACE: RequestTrace = _NO_TRACE
+"""A trace that records nothing (for steps called without one: tests, tools)."""
 
 
 class _Off:

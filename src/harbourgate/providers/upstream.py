@@ -52,6 +52,10 @@ _SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 PASSED_HEADERS = ("anthropic-", "openai-")
 """The caller headers an adapter is handed (lower-case name prefixes)."""
 
+TRACE_HEADERS = frozenset({"traceparent"})
+"""W3C Trace Context the gateway adds for the attempt's span: protocol-neutral, so it goes
+upstream whatever the provider's API."""
+
 ANTHROPIC_COUNT_KEYS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 RESPONSES_COUNT_KEYS = ("model", "input", "instructions", "tools", "tool_choice",
                         "parallel_tool_calls", "text", "reasoning", "truncation",
@@ -113,7 +117,7 @@ def check_request(route: RouteConfig, caller: Shape, served: Shape, body: dict[s
     if caller != served:
         for name in headers or {}:
             lower = name.lower()
-            if lower == "anthropic-version":
+            if lower == "anthropic-version" or lower in TRACE_HEADERS:
                 continue  # the caller's protocol version: the translation answers in it
             family = "anthropic-" if served == "anthropic" else "openai-"
             if not lower.startswith(family):
@@ -123,14 +127,15 @@ def check_request(route: RouteConfig, caller: Shape, served: Shape, body: dict[s
 def passed_headers(caller: Shape, served: Shape,
                    headers: Mapping[str, str] | None) -> dict[str, str]:
     """The caller headers sent upstream: all of them on the same-shape path, else those of
-    the provider's own family (anthropic-version excepted: the translation speaks ours)."""
+    the provider's own family (anthropic-version excepted: the translation speaks ours)
+    and the trace context."""
     if not headers:
         return {}
     if caller == served:
         return dict(headers)
     family = "anthropic-" if served == "anthropic" else "openai-"
-    return {k: v for k, v in headers.items()
-            if k.lower().startswith(family) and k.lower() != "anthropic-version"}
+    return {k: v for k, v in headers.items() if k.lower() in TRACE_HEADERS
+            or (k.lower().startswith(family) and k.lower() != "anthropic-version")}
 
 
 class HTTPUpstream(abc.ABC):

@@ -8,8 +8,8 @@ continued with `previous_response_id`), `POST /v1/embeddings`, `GET /v1/models`
 (Anthropic's list shape when the request carries `anthropic-version`), `POST /v1/messages`,
 `POST /v1/messages/count_tokens`, `POST /v1/responses/input_tokens`, and for tests
 `GET /_standin/requests` (the last 1000 requests received, oldest first:
-method, path, whether an auth header was present, its anthropic-/openai- headers, and the
-JSON body) and
+method, path, whether an auth header was present, its anthropic-/openai- headers and
+traceparent, and the JSON body) and
 `DELETE /_standin/requests` (forget them).
 """
 
@@ -269,9 +269,10 @@ def _has_auth(scope: Scope) -> bool:
 
 
 def _provider_headers(scope: Scope) -> dict[str, str]:
-    """The request's `anthropic-*` and `openai-*` headers, for tests to see what arrived."""
+    """The request's `anthropic-*`, `openai-*` and `traceparent` headers, for tests to see
+    what arrived."""
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-            if name.startswith((b"anthropic-", b"openai-"))}
+            if name.startswith((b"anthropic-", b"openai-")) or name == b"traceparent"}
 
 
 def _shape_of(scope: Scope) -> Shape:

@@ -48,7 +48,7 @@ def list_decisions(
     Each record adds `index`, its leaf index in the log (null until integrated)."""
     filters = read_filters(services, since=since, until=until, participant=participant,
                            application=application, model=model, decision=decision, rule=rule)
-    count = _limit(limit)
+    count = page_limit(limit)
     try:
         found, following = index.page(services.store.engine, filters, limit=count,
                                       cursor=cursor)
@@ -117,7 +117,8 @@ def read_filters(services: Any, *, since: str | None = None, until: str | None =
                          rule=rule)
 
 
-def _limit(value: str | None) -> int:
+def page_limit(value: str | None) -> int:
+    """A list endpoint's `limit` query: the default when absent, else 1 to MAX_LIMIT."""
     if value is None:
         return DEFAULT_LIMIT
     try:

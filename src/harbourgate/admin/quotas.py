@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Response
 
 from harbourgate.admin.auth import Operator, Reader, Services
-from harbourgate.admin.decisions import read_filters
+from harbourgate.admin.decisions import MAX_LIMIT, page_limit, read_filters
 from harbourgate.admin.errors import invalid
 from harbourgate.quotas.model import QuotaError, parse_quota
 from harbourgate.store import decisions as index
@@ -21,8 +21,6 @@ from harbourgate.store import quotas as store
 
 router = APIRouter(tags=["quotas"])
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 USAGE_BY = ("participant", "application", "key", "route")
 PERIODS = ("hour", "day", "week", "month")
 
@@ -59,7 +57,7 @@ def list_quotas(_actor: Reader, services: Services,
                                                                 "page")] = None,
                 ) -> dict[str, Any]:
     """The quotas in force, by id."""
-    count = _limit(limit)
+    count = page_limit(limit)
     with services.store.read() as conn:
         found = store.list_quotas(conn, after=cursor, limit=count + 1)
     following = found[count - 1]["id"] if len(found) > count else None
@@ -112,14 +110,3 @@ def _iso(when: Any) -> str | None:
     return None if when is None else when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_LIMIT:
-        raise invalid("limit", f"limit: must be a whole number from 1 to {MAX_LIMIT}, "
-                      f"not {value!r}")
-    return number

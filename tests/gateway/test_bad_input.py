@@ -157,5 +157,9 @@ def test_no_body_makes_the_worker_raise(path: str, body: Any) -> None:
 @settings(max_examples=100, deadline=None)
 @given(raw=st.binary(max_size=64))
 def test_no_bytes_make_the_worker_raise(raw: bytes) -> None:
+    """Any bytes: an answer (a Responses body may name no model, e.g. `{"": true}`, and is
+    served by the application's first preference) or a 400, never a worker error."""
     reply = asyncio.run(request(RIG.gateway, "POST", "/v1/responses", raw=raw))
-    assert reply.status == 400 and reply.json()["error"]["code"] == "invalid_request"
+    assert reply.status in (200, 400), reply.body
+    if reply.status == 400:
+        assert reply.json()["error"]["code"] == "invalid_request"

@@ -36,10 +36,12 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[Served]:
-    """Serve any ASGI app with uvicorn in a thread, on an ephemeral port of 127.0.0.1."""
+def serve(app: Any, port: int = 0) -> Iterator[Served]:
+    """Serve any ASGI app with uvicorn in a thread on 127.0.0.1:`port` (0: an ephemeral
+    port; a given port may be one a stopped server just left, as a restart reuses it)."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="critical", lifespan="off", loop="asyncio",
                             http="httptools", access_log=False, timeout_graceful_shutdown=1)
@@ -55,7 +57,7 @@ def serve(app: Any) -> Iterator[Served]:
         yield Served(f"http://127.0.0.1:{port}", app)
     finally:
         server.should_exit = True
-        thread.join(5)
+        thread.join(10)
         sock.close()
 
 

@@ -13,14 +13,12 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -34,41 +32,16 @@ from harbourgate.providers.registry import build_upstreams
 from harbourgate.providers.standin.app import create_app
 from harbourgate.providers.standin.capacity import ServerApp, create_server
 
-from .conftest import Served
+from .conftest import Served, serve
 
 ASK = {"model": "qwen-local", "messages": [{"role": "user", "content": "hello pool"}]}
-
-
-@contextlib.contextmanager
-def serve_on(app: Any, port: int = 0) -> Iterator[Served]:
-    """Serve `app` on 127.0.0.1:`port` (0: any free port) until the block ends."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off",
-                                           loop="asyncio", http="httptools",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the stand-in server did not start")
-        time.sleep(0.01)
-    try:
-        yield Served(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture
 def servers() -> Iterator[Callable[..., Served]]:
     """`servers(**options)` starts one more pool server for this test."""
     with contextlib.ExitStack() as stack:
-        yield lambda port=0, **kw: stack.enter_context(serve_on(create_server(**kw), port))
+        yield lambda port=0, **kw: stack.enter_context(serve(create_server(**kw), port))
 
 
 def route(*urls: str, name: str = "qwen-local", limits: tuple[int | None, ...] = (),
@@ -353,7 +326,7 @@ async def _garbage_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 def test_garbage_is_ejected(servers: Callable[..., Served]) -> None:
     live = servers()
-    with serve_on(_garbage_app) as garbage:
+    with serve(_garbage_app) as garbage:
         pool = build(route(garbage.url, live.url, balance="round_robin"))
 
         async def run() -> None:
@@ -435,7 +408,7 @@ def test_half_open_probe_puts_a_returning_server_back(servers: Callable[..., Ser
 
     asyncio.run(fail_once())
     assert pool.endpoints[0].reason == "connect"
-    with serve_on(create_server(), port) as back:
+    with serve(create_server(), port) as back:
         time.sleep(pool_module.EJECT_MAX_S)  # the back-off (shortened for the test) ends
 
         async def run() -> None:
@@ -513,7 +486,7 @@ def test_health_check_brings_a_server_back(servers: Callable[..., Served]) -> No
         await POOL.close()  # this loop's connections; the next loop opens its own
 
     asyncio.run(down())
-    with serve_on(create_server(), port) as back:
+    with serve(create_server(), port) as back:
         async def up() -> None:
             checks = asyncio.create_task(pool.run_health_checks())
             await until(lambda: pool.endpoints[0].state == "healthy")
@@ -584,7 +557,7 @@ def test_pool_needs_one_adapter_per_endpoint() -> None:
 
 def test_stand_in_server_refuses_beyond_its_limit() -> None:
     app = ServerApp(create_app(latency_ms=300), max_concurrency=1)
-    with serve_on(app) as served:
+    with serve(app) as served:
         import httpx
 
         async def run() -> list[httpx.Response]:
@@ -611,7 +584,7 @@ def test_stand_in_server_refuses_beyond_its_limit() -> None:
 def test_stand_in_server_with_a_model_id() -> None:
     import httpx
 
-    with serve_on(create_server(model_id="qwen-local")) as served:
+    with serve(create_server(model_id="qwen-local")) as served:
         assert httpx.post(served.url + "/v1/chat/completions", json=ASK).status_code == 200
         wrong = httpx.post(served.url + "/v1/chat/completions", json={**ASK, "model": "glm"})
         assert wrong.status_code == 404

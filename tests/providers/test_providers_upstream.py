@@ -189,7 +189,7 @@ def test_closing_a_stream_early_frees_the_connection(standin) -> None:  # type: 
     assert run(route(standin, "openai"), scenario) == "[fable-5] You said: again"
 
 
-def test_concurrent_requests_share_one_session(standin) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_requests_share_one_client(standin) -> None:  # type: ignore[no-untyped-def]
     async def scenario(up: Any) -> list[str]:
         answers = await asyncio.gather(*(up.chat("openai", chat_body("openai", f"n{i}"))
                                          for i in range(20)))
@@ -199,19 +199,19 @@ def test_concurrent_requests_share_one_session(standin) -> None:  # type: ignore
         f"[fable-5] You said: n{i}" for i in range(20)]
 
 
-def test_the_pool_closes_its_session_when_the_last_adapter_closes(standin) -> None:  # type: ignore[no-untyped-def]
+def test_the_pool_closes_its_client_when_the_last_adapter_closes(standin) -> None:  # type: ignore[no-untyped-def]
     async def scenario() -> tuple[bool, bool]:
         pool = ClientPool()
         a = OpenAIUpstream(route(standin, "openai", name="a"), pool=pool)
         b = AnthropicUpstream(route(standin, "anthropic", name="b"), pool=pool)
         await a.chat("openai", chat_body("openai"))
         await b.chat("openai", chat_body("openai"))
-        session = await pool.session()
+        client = pool.client()
         await a.aclose()
         await a.aclose()  # closing twice releases once
-        still_open = not session.closed
+        still_open = not client.closed
         await b.aclose()
-        return still_open, session.closed
+        return still_open, client.closed
 
     assert asyncio.run(scenario()) == (True, True)
 

@@ -428,13 +428,16 @@ class Gateway:
         """Copy events to the client until the end (None), an upstream failure (its error)
         or the client's socket closing (False). Always closes the upstream stream."""
         loop = asyncio.get_running_loop()
+        ready = getattr(events, "ready", None)  # the events that arrived with this one
         try:
             async for event in events:
                 clock.last = loop.time()
                 if clock.first is None:
                     clock.first = perf_counter()
-                await send({"type": "http.response.body", "body": relay.event(event),
-                            "more_body": True})
+                body = relay.event(event)
+                if ready is not None and (more := ready()):
+                    body = b"".join([body, *map(relay.event, more)])
+                await send({"type": "http.response.body", "body": body, "more_body": True})
             await send({"type": "http.response.body", "body": relay.end(), "more_body": True})
             return None
         except UpstreamError as exc:

@@ -47,7 +47,8 @@ class EventStream(Protocol):
     """What `Upstream.open_stream` returns: caller-shape events, closable early.
 
     `usage` holds the usage seen so far: complete after the last event, partial for a
-    stream cut short.
+    stream cut short. A stream may also offer `ready()`: the events that arrived with the
+    last one returned, taken without waiting, so the relay writes them in one go.
     """
 
     usage: Usage

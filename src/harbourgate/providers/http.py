@@ -1,35 +1,31 @@
 """The pooled HTTP client every network adapter shares, and its error vocabulary.
 
-One aiohttp `ClientSession` per process keeps connections to each upstream alive across
-requests; it is created lazily inside the running event loop (a session belongs to its
-loop, so a new loop, as in tests, gets a new session; use one loop at a time per process,
-as each gateway worker does). Adapters `acquire()` it when
-built and `release()` it in `aclose()`; the last release closes it.
+One `wire.Client` per process keeps connections to each upstream alive across requests;
+it is created lazily inside the running event loop (connections belong to their loop, so
+a new loop, as in tests, gets a new client; use one loop at a time per process, as each
+gateway worker does). Adapters `acquire()` the pool when built and `release()` it in
+`aclose()`; the last release closes it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from typing import Any
 
-import aiohttp
 import orjson
 
+from harbourgate.providers import wire
 from harbourgate.providers.base import UpstreamError
 
-MAX_CONNECTIONS = 1024
-KEEPALIVE_S = 30.0
 MAX_RESPONSE_BYTES = 64_000_000
 """The default of `limits.max_upstream_response_bytes`."""
 
 
 class ClientPool:
-    """A lazily created, shared `aiohttp.ClientSession`, reference-counted by its users."""
+    """A lazily created, shared `wire.Client`, reference-counted by its users."""
 
     def __init__(self, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._client: wire.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._users = 0
         self.max_response_bytes = max_response_bytes
@@ -39,39 +35,31 @@ class ClientPool:
     def acquire(self) -> None:
         self._users += 1
 
-    async def session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S,
-                                             ttl_dns_cache=300)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                json_serialize=lambda value: orjson.dumps(value).decode(),
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "harbourgate"},
-            )
-            self._session, self._loop = session, loop
-        return session
+    def client(self) -> wire.Client:
+        client = self._client
+        if client is None or client.closed or self._loop is not asyncio.get_running_loop():
+            client = wire.Client()
+            self._client, self._loop = client, asyncio.get_running_loop()
+        return client
 
     async def release(self) -> None:
-        """One user is done; the last one closes the session."""
+        """One user is done; the last one closes the client."""
         self._users = max(0, self._users - 1)
         if self._users == 0:
             await self.close()
 
     async def close(self) -> None:
-        session, self._session, self._loop = self._session, None, None
-        if session is not None and not session.closed:
-            with contextlib.suppress(RuntimeError):  # its loop is gone: nothing left to close
-                await session.close()
+        client, self._client, self._loop = self._client, None, None
+        if client is not None and not client.closed:
+            await client.close()
 
 
 POOL = ClientPool()
 """The process-wide pool every network adapter shares unless given its own."""
 
 
-async def read_capped(response: aiohttp.ClientResponse, route: str, limit: int) -> bytes:
+async def read_capped(response: wire.Response, route: str, limit: int,
+                      idle_timeout: float | None = None) -> bytes:
     """The whole body of a plain upstream answer, refused once it passes `limit` bytes (an
     upstream must not make the gateway hold an answer of any size in memory)."""
     declared = response.content_length
@@ -79,12 +67,12 @@ async def read_capped(response: aiohttp.ClientResponse, route: str, limit: int) 
         raise too_large_error(route, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in response.chunks(idle_timeout):
         size += len(chunk)
         if size > limit:
             raise too_large_error(route, limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def too_large_error(route: str, limit: int) -> UpstreamError:
@@ -97,14 +85,10 @@ def connection_error(route: str, exc: BaseException, *, streaming: bool = False)
     """A transport failure as the gateway should see it (retryable unless mid-stream)."""
     if isinstance(exc, TimeoutError):
         return timeout_error(route, streaming=streaming)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        reason = os.strerror(error.errno) if error.errno else (error.strerror or str(error))
-        what = f"cannot connect to the upstream ({reason.lower()})"
-    elif isinstance(exc, aiohttp.ServerDisconnectedError):
-        what = "the upstream closed the connection"
-    elif isinstance(exc, aiohttp.ClientPayloadError):
-        what = "the upstream's answer was cut off"
+    if isinstance(exc, wire.ConnectError):
+        what = f"cannot connect to the upstream ({exc.reason})"
+    elif isinstance(exc, wire.ServerDisconnected | wire.PayloadError | wire.ProtocolError):
+        what = str(exc)
     else:
         what = f"the connection to the upstream failed ({type(exc).__name__}: {exc})"
     if streaming:

@@ -43,12 +43,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from harbourgate.config import RouteConfig
 from harbourgate.providers import pool_metrics as metrics
 from harbourgate.providers.base import EventStream, Shape, StreamEvent, Upstream, UpstreamError
-from harbourgate.providers.http import POOL
+from harbourgate.providers.http import POOL, read_capped
 
 log = logging.getLogger("harbourgate.pool")
 
@@ -58,6 +56,8 @@ CONSECUTIVE_5XX = 3
 MAX_TRIES = 3
 QUEUE_WAIT_S = 1.0
 HEALTH_TIMEOUT_S = 5.0
+_HEALTH_BODY_BYTES = 1 << 20
+"""The most a health check or metrics scrape reads of an answer."""
 
 # Why a server failed, from the adapter's error (the vocabulary of providers/http.py).
 LIVENESS = frozenset({"connect", "timeout", "disconnected"})
@@ -392,25 +392,20 @@ class Pool:
         interval = self.route.health.interval_s
         if not interval:
             return
-        timeout = aiohttp.ClientTimeout(total=min(HEALTH_TIMEOUT_S, self.route.timeout_s,
-                                                  max(interval, 0.5)))
+        timeout = min(HEALTH_TIMEOUT_S, self.route.timeout_s, max(interval, 0.5))
         POOL.acquire()
         try:
             while True:
-                session = await POOL.session()
-                await asyncio.gather(*(self._check(ep, session, timeout)
-                                       for ep in self.endpoints))
+                await asyncio.gather(*(self._check(ep, timeout) for ep in self.endpoints))
                 await asyncio.sleep(interval)
         finally:
             await POOL.release()
 
-    async def _check(self, ep: Endpoint, session: aiohttp.ClientSession,
-                     timeout: aiohttp.ClientTimeout) -> None:
+    async def _check(self, ep: Endpoint, timeout: float) -> None:
         try:
-            async with session.get(ep.health_url, timeout=timeout) as response:
-                await response.read()
-                problem = None if 200 <= response.status < 300 else f"HTTP {response.status}"
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            status, _ = await _get(ep.health_url, timeout)
+            problem = None if 200 <= status < 300 else f"HTTP {status}"
+        except (OSError, UpstreamError) as exc:  # wire's errors are OSErrors
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if problem is not None:
             if ep.health_ok:
@@ -430,14 +425,13 @@ class Pool:
         if ep.ejected_until and ep.reason in LIVENESS:
             self._readmit(ep, "passed its health check")
         if ep.metrics_url is not None:
-            await self._scrape(ep, session, timeout)
+            await self._scrape(ep, ep.metrics_url, timeout)
 
-    async def _scrape(self, ep: Endpoint, session: aiohttp.ClientSession,
-                      timeout: aiohttp.ClientTimeout) -> None:
+    async def _scrape(self, ep: Endpoint, url: str, timeout: float) -> None:
         try:
-            async with session.get(ep.metrics_url, timeout=timeout) as response:  # type: ignore[arg-type]
-                text = await response.text() if response.status == 200 else ""
-        except (aiohttp.ClientError, OSError, TimeoutError, UnicodeDecodeError):
+            status, body = await _get(url, timeout)
+            text = body.decode() if status == 200 else ""
+        except (OSError, UpstreamError, UnicodeDecodeError):
             text = ""
         queued = server_queue(text)
         ep.foreign = max(0, queued - ep.outstanding) if queued is not None else 0
@@ -479,6 +473,11 @@ class PoolStream:
             self._done(exc)
             raise
 
+    def ready(self) -> list[StreamEvent]:
+        """The events the server's stream already holds (see `UpstreamStream.ready`)."""
+        ready = getattr(self._stream, "ready", None)
+        return ready() if ready is not None else []
+
     def _done(self, exc: UpstreamError | None) -> None:
         endpoint, self._endpoint = self._endpoint, None
         if endpoint is None:
@@ -494,6 +493,18 @@ class PoolStream:
             endpoint, self._endpoint = self._endpoint, None
             if endpoint is not None:
                 self._pool._free(endpoint)
+
+
+async def _get(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET `url` through the shared client: (status, body of at most 1 MiB)."""
+    response = None
+    try:
+        async with asyncio.timeout(timeout):
+            response = await POOL.client().request("GET", url, {})
+            return response.status, await read_capped(response, url, _HEALTH_BODY_BYTES)
+    finally:
+        if response is not None:
+            response.release()
 
 
 def _headers(headers: Mapping[str, str] | None) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
-import aiohttp
 import orjson
 
 from harbourgate.config import RouteConfig
+from harbourgate.providers import wire
 from harbourgate.providers.base import Shape, StreamEvent, UpstreamError
 from harbourgate.providers.http import (
     POOL,
@@ -66,12 +67,16 @@ class UpstreamStream:
     """Caller-shape events from an upstream response; `aclose()` frees the connection.
 
     `usage` is the `Usage` the upstream reported so far (complete after the last event).
+    Events come in batches, one per read from the upstream; `ready()` hands over the rest
+    of the current batch without waiting, so the relay writes them to the client at once
+    (one write instead of one per event, and never later than they arrived).
     """
 
-    def __init__(self, events: AsyncGenerator[StreamEvent, None],
-                 response: aiohttp.ClientResponse | None = None,
+    def __init__(self, batches: AsyncGenerator[list[StreamEvent], None],
+                 response: wire.Response | None = None,
                  usage: Callable[[], Usage] | Usage | None = None) -> None:
-        self._events = events
+        self._batches = batches
+        self._ready: deque[StreamEvent] = deque()
         self._response = response
         self._usage = usage if usage is not None else Usage()
 
@@ -83,10 +88,18 @@ class UpstreamStream:
         return self
 
     async def __anext__(self) -> StreamEvent:
-        return await self._events.__anext__()
+        while not self._ready:
+            self._ready.extend(await self._batches.__anext__())
+        return self._ready.popleft()
+
+    def ready(self) -> list[StreamEvent]:
+        """The events already received after the last one returned (no waiting)."""
+        events = list(self._ready)
+        self._ready.clear()
+        return events
 
     async def aclose(self) -> None:
-        await self._events.aclose()
+        await self._batches.aclose()
         if self._response is not None:
             self._response.release()
 
@@ -152,9 +165,6 @@ class HTTPUpstream(abc.ABC):
         self._pool.acquire()
         self._closed = False
         self._headers = {"Content-Type": "application/json", **self._auth_headers(route.api_key)}
-        self._plain_timeout = aiohttp.ClientTimeout(total=route.timeout_s)
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=route.timeout_s,
-                                                     sock_read=route.timeout_s)
 
     @abc.abstractmethod
     def _auth_headers(self, key: str | None) -> dict[str, str]:
@@ -197,25 +207,25 @@ class HTTPUpstream(abc.ABC):
                           headers: Mapping[str, str] | None = None) -> UpstreamStream:
         request = self._request(shape, body, headers, stream=True)
         extra = passed_headers(shape, self.served, headers)
-        session = await self._pool.session()
-        response: aiohttp.ClientResponse | None = None
+        client = self._pool.client()
+        response: wire.Response | None = None
         try:
             async with asyncio.timeout(self.route.timeout_s):  # connecting + the headers
-                response = await session.post(self._chat_url, data=orjson.dumps(request),
-                                              headers={**self._headers, **extra},
-                                              timeout=self._stream_timeout)
+                response = await client.request("POST", self._chat_url,
+                                                {**self._headers, **extra},
+                                                orjson.dumps(request))
                 if response.status >= 400:
                     raise status_error(self.route.name, response.status,
                                        await read_capped(response, self.route.name,
                                                          self._pool.max_response_bytes),
-                                       response.headers.get("Retry-After"))
+                                       response.headers.get("retry-after"))
         except BaseException as exc:
             if response is not None:
                 response.release()
-            if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+            if isinstance(exc, OSError | TimeoutError):  # wire's errors are OSErrors
                 raise connection_error(self.route.name, exc) from None
             raise
-        content_type = response.headers.get("Content-Type", "")
+        content_type = response.headers.get("content-type", "")
         if not content_type.startswith("text/event-stream"):
             response.release()
             raise garbage_error(self.route.name, f"a stream request with {content_type or 'no'} "
@@ -345,17 +355,21 @@ class HTTPUpstream(abc.ABC):
 
     async def _post(self, url: str, payload: dict[str, Any],
                     extra_headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        session = await self._pool.session()
         headers = {**self._headers, **extra_headers} if extra_headers else self._headers
+        response: wire.Response | None = None
         try:
-            async with session.post(url, data=orjson.dumps(payload), headers=headers,
-                                    timeout=self._plain_timeout) as response:
+            async with asyncio.timeout(self.route.timeout_s):
+                response = await self._pool.client().request("POST", url, headers,
+                                                             orjson.dumps(payload))
                 raw = await read_capped(response, self.route.name,
                                         self._pool.max_response_bytes)
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # wire's errors are OSErrors
             raise connection_error(self.route.name, exc) from None
+        finally:
+            if response is not None:
+                response.release()
+        status = response.status
+        retry_after = response.headers.get("retry-after")
         if status >= 400:
             raise status_error(self.route.name, status, raw, retry_after)
         try:
@@ -367,34 +381,39 @@ class HTTPUpstream(abc.ABC):
             raise garbage_error(self.route.name, "with JSON that is not an object")
         return data
 
-    async def _events(self, response: aiohttp.ClientResponse,
-                      translate: Translate) -> AsyncGenerator[StreamEvent, None]:
+    async def _events(self, response: wire.Response,
+                      translate: Translate) -> AsyncGenerator[list[StreamEvent], None]:
+        """The caller's events, one batch per read from the upstream."""
         name = self.route.name
         decoder = SSEDecoder(self._pool.max_response_bytes)
         ended = False
         drained = 0
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response.chunks(self.route.timeout_s):
                 if ended:  # read the response's end so the connection can be reused, but
                     drained += len(chunk)  # not an upstream that keeps talking after it
                     if drained > _DRAIN_BYTES:
                         break
                     continue
+                batch: list[StreamEvent] = []
                 for sse in decoder.feed(chunk):
                     events, ended = self._translate(translate, sse)
-                    for event in events:
-                        yield event
+                    batch += events
                     if ended:
                         break
+                if batch:
+                    yield batch
+            batch = []
             for sse in [] if ended else decoder.end():
                 events, ended = self._translate(translate, sse)
-                for event in events:
-                    yield event
+                batch += events
+            if batch:
+                yield batch
         except TimeoutError:
             raise timeout_error(name, streaming=True) from None
         except EventTooLarge:
             raise too_large_error(name, self._pool.max_response_bytes) from None
-        except aiohttp.ClientError as exc:
+        except OSError as exc:  # wire's errors are OSErrors
             if not ended:
                 raise connection_error(name, exc, streaming=True) from None
         finally:

@@ -113,7 +113,7 @@ class StandInUpstream:
                              status=400, code="invalid_request", retryable=False)
 
     async def _events(self, events: list[StreamEvent], cut: bool, meter: UsageMeter,
-                      include_usage: bool) -> AsyncGenerator[StreamEvent, None]:
+                      include_usage: bool) -> AsyncGenerator[list[StreamEvent], None]:
         for i, event in enumerate(events):
             if cut and i == CUT_AFTER:
                 raise UpstreamError(f"model {self.route.name!r}: the upstream closed the stream "
@@ -123,4 +123,4 @@ class StandInUpstream:
                 if not event.data.get("choices") and event.data.get("usage"):
                     continue
                 event.data.pop("usage", None)
-            yield event
+            yield [event]  # one event per batch: no socket reads to group them

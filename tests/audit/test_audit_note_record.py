@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harbourgate.audit import record
 from harbourgate.audit.note import (
@@ -153,3 +156,15 @@ def test_decode_refuses_non_records() -> None:
         record.decode(b"[1]")
     with pytest.raises(record.RecordError, match="not valid JSON"):
         record.decode(b"{")
+
+
+@given(st.integers(0, 4_102_444_800_000))  # milliseconds until 2100
+def test_the_current_timestamp_reads_as_the_clock_said(ms: int) -> None:
+    """The fast path (the second's text kept for the next call) agrees with formatting
+    the same instant in full, across second boundaries."""
+    for tick in (ms, ms + 1, ms + 999, ms + 1000):
+        when = datetime.fromtimestamp(tick // 1000, UTC).replace(
+            microsecond=(tick % 1000) * 1000)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(record.time, "time_ns", lambda tick=tick: tick * 1_000_000)
+            assert record.timestamp() == record.timestamp(when)

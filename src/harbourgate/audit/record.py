@@ -26,6 +26,7 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_LENGTH = 26
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, random part) of the last id, for monotonicity
+_second = (-1, "")  # (epoch second, its formatted date and time) of the last timestamp
 
 
 class RecordError(ValueError):
@@ -56,8 +57,15 @@ def is_entry_id(text: str) -> bool:
 
 def timestamp(when: datetime | None = None) -> str:
     """ISO-8601 UTC with milliseconds, as records and tables carry it."""
-    when = when or datetime.now(UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    if when is not None:
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+            f"{when.microsecond // 1000:03d}Z"
+    global _second
+    now_ms = time.time_ns() // 1_000_000
+    second, ms = divmod(now_ms, 1000)
+    if _second[0] != second:  # the date and time are formatted once per second
+        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
+    return f"{_second[1]}{ms:03d}Z"
 
 
 def encode(record: Mapping[str, Any], entry_id: str, ts: str) -> bytes:

@@ -105,13 +105,26 @@ class UsageMeter:
         self.reported = Usage()
         self.final = False  # the upstream's own final count arrived: it is authoritative
         self._request = request
-        self._delivered = 0
+        self._delivered = 0  # estimated tokens of the text folded so far
+        self._pieces: list[str] = []  # delivered text not yet estimated
+        self._unfolded = 0
         self._anthropic: dict[str, Any] = {}
+
+    def _fold(self) -> None:
+        """Estimate the text kept so far: once per stream, or per 64 KiB of text (so a long
+        stream neither pays a regex per event nor keeps its whole answer in memory)."""
+        if self._pieces:
+            self._delivered += estimate_text("".join(self._pieces))
+            self._pieces.clear()
+            self._unfolded = 0
 
     @property
     def usage(self) -> Usage:
         reported = self.reported
-        if self.final or not self._delivered:
+        if self.final:
+            return reported
+        self._fold()
+        if not self._delivered:
             return reported
         input_tokens = reported.input_tokens
         if not input_tokens and self._request is not None:
@@ -120,7 +133,12 @@ class UsageMeter:
                        output_tokens=max(reported.output_tokens, self._delivered))
 
     def feed(self, data: dict[str, Any]) -> None:
-        self._delivered += estimate_text(_delivered_text(self.shape, data))
+        text = _delivered_text(self.shape, data)
+        if text:
+            self._pieces.append(text)
+            self._unfolded += len(text)
+            if self._unfolded > 65_536:
+                self._fold()
         if self.shape == "openai":
             if data.get("usage"):
                 self.reported = openai_chat.usage_in(data["usage"])

@@ -30,7 +30,7 @@ from harbourgate.gateway import metrics
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
 from harbourgate.identity.attestation import AttestationVerifier
 from harbourgate.identity.jwks import JWKSError
-from harbourgate.observe import telemetry
+from harbourgate.observe import logs, telemetry
 from harbourgate.privacy import Scanner
 from harbourgate.providers.http import POOL
 from harbourgate.providers.pool import health_checks, pool_status
@@ -270,6 +270,7 @@ def create_app(settings: config.Settings) -> Harbourgate:
 
 def create_app_from_env() -> Harbourgate:
     """The factory `harbourgate serve` hands to uvicorn (each worker calls it)."""
+    logs.skip_unprinted()  # uvicorn applied the log configuration; this is the rest of it
     path = os.environ.get("HARBOURGATE_CONFIG_FILE") or None
     return create_app(config.load(path))
 

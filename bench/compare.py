@@ -619,6 +619,7 @@ class Tally:
     upstream_cpu_s: float = 0.0
     loadgen_cpu_s: float = 0.0
     timed_out: bool = False
+    round_rps: list[float] = field(default_factory=list)  # each round alone: the noise
     commit_wait: list[float] | None = None  # [sum s, count] of the histogram, if exported
 
     def add(self, out: dict[str, Any], cpu: float, upstream_cpu: float,
@@ -632,6 +633,7 @@ class Tally:
         self.upstream_cpu_s += upstream_cpu
         self.loadgen_cpu_s += out["loadgen_cpu_s"]
         self.timed_out |= out["timed_out"]
+        self.round_rps.append(out["rps"])
         if commit_wait is not None:
             self.commit_wait = self.commit_wait or [0.0, 0.0]
             self.commit_wait[0] += commit_wait[0]
@@ -648,7 +650,8 @@ class Tally:
                                        if self.seconds else math.nan),
                "upstream_cpu_ms_per_req": self.upstream_cpu_s * 1000 / n if n else math.nan,
                "loadgen_cpu_s": self.loadgen_cpu_s, "timed_out": self.timed_out,
-               "workers": target.workers, "processes": peak_memory(target.pids)}
+               "round_rps": self.round_rps, "workers": target.workers,
+               "processes": peak_memory(target.pids)}
         if fb:
             out |= {"ttfb_p50_ms": pct(fb, 0.5), "ttfb_p99_ms": pct(fb, 0.99)}
         if target.metrics_urls():
@@ -731,11 +734,12 @@ class Plan:
 def measure(targets: list[Target], upstream: Target, variant: Variant, bodies: dict[str, Path],
             plan: Plan, *, concurrency: int, rounds: int, scaling: bool = False
             ) -> dict[str, dict[str, Any]]:
-    """Every target that serves `variant` at one level, in `rounds` interleaved slices."""
+    """Every target that serves `variant` at one level, in `rounds` interleaved slices;
+    every other round in reverse order, so no target always follows the same one."""
     targets = [t for t in targets if variant.key not in t.skip]
     tallies = {t.name: Tally() for t in targets}
-    for _ in range(rounds):
-        for t in targets:
+    for i in range(rounds):
+        for t in targets if i % 2 == 0 else targets[::-1]:
             if plan.clock.left() < 5:
                 raise TimeoutError("time cap reached")
             n = max(plan.count(t, variant, concurrency, scaling) // rounds, 1)
@@ -787,7 +791,9 @@ def markdown(report: dict[str, Any]) -> str:
         + (f" (baseline `{env['baseline']}`)" if env.get("baseline") else "")
         + f", LiteLLM {env.get('litellm', '?')}; "
         f"{env['workers']} worker process{'es' if env['workers'] > 1 else ''} each; load "
-        f"average {env['load_average_at_start']:.2f} at the start.",
+        f"average {env['load_average_at_start']:.2f} at the start"
+        + (f", {env['load_average_at_end']:.2f} at the end" if "load_average_at_end" in env
+           else "") + ".",
         "",
         *pipeline_section(report),
         *targets_section(report),
@@ -952,15 +958,18 @@ def baseline_section(report: dict[str, Any]) -> list[str]:
     lines = ["", f"### Before and after: `{env['baseline']}` → `{env['harbourgate_code']}`", "",
              "Both builds served side by side and were driven in the same interleaved rounds, "
              "so the change is measured under one background. Negative latency and CPU "
-             "changes are improvements.", "",
-             "| variant | concurrency | req/s before → after | change | p50 ms before → after "
-             "| p99 ms before → after | CPU ms/req before → after | change |",
-             "|---|---|---|---|---|---|---|---|"]
+             "changes are improvements. *Each round* is the req/s change in each round alone: "
+             "a change within that spread is not told apart from noise. CPU per request is "
+             "the steadier figure where other work shares the machine.", "",
+             "| variant | concurrency | req/s before → after | change | each round "
+             "| p50 ms before → after | p99 ms before → after | CPU ms/req before → after "
+             "| change |", "|---|---|---|---|---|---|---|---|---|"]
     order = {v.key: i for i, v in enumerate(VARIANTS)}
     for lv, b, a in sorted(pairs, key=lambda p: (order[p[0]["variant"]], p[0]["concurrency"])):
         lines.append(
             f"| {VARIANT[lv['variant']].letter} | {lv['concurrency']} | "
             f"{b['rps']:,.0f} → {a['rps']:,.0f} | {_change(b['rps'], a['rps'])} | "
+            f"{_spread(b.get('round_rps', []), a.get('round_rps', []))} | "
             f"{b['p50_ms']:.3f} → {a['p50_ms']:.3f} | {b['p99_ms']:.3f} → {a['p99_ms']:.3f} | "
             f"{b['cpu_ms_per_req']:.3f} → {a['cpu_ms_per_req']:.3f} | "
             f"{_change(b['cpu_ms_per_req'], a['cpu_ms_per_req'])} |")
@@ -969,6 +978,14 @@ def baseline_section(report: dict[str, Any]) -> list[str]:
 
 def _change(before: float, after: float) -> str:
     return f"{after / before - 1:+.1%}" if before and not math.isnan(before) else "–"
+
+
+def _spread(before: list[float], after: list[float]) -> str:
+    """The lowest and highest change over the rounds (one round: nothing to compare)."""
+    changes = sorted(a / b - 1 for b, a in zip(before, after, strict=False) if b)
+    if len(changes) < 2:
+        return "–"
+    return f"{changes[0]:+.0%} to {changes[-1]:+.0%}"
 
 
 def _label(report: dict[str, Any], name: str) -> str:
@@ -1218,6 +1235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         fleet.close()
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    env["load_average_at_end"] = os.getloadavg()[0]
     if args.keep:
         say(f"kept the work directory with every server's log: {work}")
     else:

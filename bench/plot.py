@@ -50,15 +50,15 @@ def render(report: dict[str, Any], out: Path) -> None:
     """Throughput and p50/p99 by concurrency for (a) and (c); the four variants at
     concurrency 64 and req/s by worker count; then every scaling row."""
     scaling = report.get("scaling") or []
-    rows = 4 if scaling else 3
-    fig = plt.figure(figsize=(15, 4.2 * rows))
-    grid = fig.add_gridspec(rows, 3)
+    fig = plt.figure(figsize=(15, 17 if scaling else 13), layout="constrained")
+    top, bottom = (fig.subfigures(2, 1, height_ratios=[3, 1.2]) if scaling
+                   else (fig.subfigures(1, 1), None))
+    grid = top.add_gridspec(3, 3)
     for row, variant in enumerate(("plain", "stream")):
-        panels = [(fig.add_subplot(grid[row, i]), key, title, unit) for i, (key, title, unit)
-                  in enumerate((("rps", "throughput", "requests/s"),
-                                ("p50_ms", "latency p50", "ms"),
-                                ("p99_ms", "latency p99", "ms")))]
-        for ax, key, title, unit in panels:
+        for i, (key, title, unit) in enumerate((("rps", "throughput", "requests/s"),
+                                                ("p50_ms", "latency p50", "ms"),
+                                                ("p99_ms", "latency p99", "ms"))):
+            ax = top.add_subplot(grid[row, i])
             for name, (_, colour, marker, line) in STYLE.items():
                 xs, ys = _series(report, variant, name, key)
                 if xs:
@@ -70,15 +70,16 @@ def render(report: dict[str, Any], out: Path) -> None:
             ax.set_xlabel("concurrency")
             ax.set_ylabel(unit)
             ax.grid(True, which="both", alpha=0.3)
-        panels[0][0].legend()
-    _variants(report, fig.add_subplot(grid[2, :2]))
-    if scaling:
-        _workers(scaling, fig.add_subplot(grid[2, 2]))
-        _scaling(scaling, fig.add_subplot(grid[3, :]))
+            if row == i == 0:  # one legend for the figure: the same colours throughout
+                top.legend(*ax.get_legend_handles_labels(), loc="outside upper center",
+                           ncol=4)
+    _variants(report, top.add_subplot(grid[2, :2]))
+    if scaling and bottom is not None:
+        _workers(scaling, top.add_subplot(grid[2, 2]))
+        _scaling(scaling, bottom.add_subplot())
     env = report["environment"]
     fig.suptitle(f"Harbourgate vs LiteLLM proxy {env.get('litellm', '')} vs the direct call, "
                  f"{env['workers']} worker each; {env['cores']} cores, {env['date']}")
-    fig.tight_layout(rect=(0, 0, 1, 0.98))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)
@@ -101,7 +102,6 @@ def _variants(report: dict[str, Any], ax: Any) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("requests/s")
     ax.set_title("the request variants at concurrency 64")
-    ax.legend(fontsize=8)
 
 
 def _workers(rows: list[dict[str, Any]], ax: Any) -> None:

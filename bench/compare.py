@@ -1044,8 +1044,9 @@ def scaling_section(report: dict[str, Any]) -> list[str]:
     exported = any(r["result"].get("audit_commit_wait_exported") for r in rows)
     lines = ["", f"### Scaling ((a) full pipeline, plain, concurrency {c})", "",
              "*vs 1* is req/s against one worker of the same kind, *efficiency* that ratio "
-             "over the worker count (issue 17: ≥ 0.8); *CPU busy* is the share of a core each "
-             "worker used while the load ran. *Audit commit wait* is the mean time a request "
+             "over the worker count (issue 17: ≥ 0.8); *CPU busy per worker* is the server's CPU "
+             "(every process: workers, supervisor, audit sequencer) while the load ran, over the "
+             "worker count, as a share of one core. *Audit commit wait* is the mean time a request "
              f"waited for its audit commit, from `{COMMIT_WAIT}` on /metrics (sum over count, "
              "the change during the load)"
              + ("." if exported else ": **not exported** by this build, so not shown."), "",

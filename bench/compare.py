@@ -1049,7 +1049,7 @@ def scaling_section(report: dict[str, Any]) -> list[str]:
              "worker count, as a share of one core. *Audit commit wait* is the mean time a request "
              f"waited for its audit commit, from `{COMMIT_WAIT}` on /metrics (sum over count, "
              "the change during the load)"
-             + ("." if exported else ": **not exported** by this build, so not shown."), "",
+             + ("." if exported else ": **not exported** by this build."), "",
              "| deployment | worker processes | req/s | vs 1 | efficiency | p50 ms | p99 ms | "
              "errors | CPU ms/req | CPU busy per worker | audit commit wait ms | "
              "peak MiB per worker |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]

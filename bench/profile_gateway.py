@@ -65,7 +65,7 @@ def main() -> None:
         body = work / "body.json"
         body.write_text(compare.json.dumps(compare.chat_body(args.stream)))
         load = subprocess.Popen(
-            [sys.executable, str(compare.BENCH / "loadgen.py"), *hg.urls, "--concurrency",
+            [sys.executable, str(compare.BENCH / "loadgen.py"), *hg.urls(), "--concurrency",
              str(args.concurrency), "--requests", "10000000", "--body-file", str(body),
              "--max-seconds", str(args.seconds + 4)]
             + [a for h in hg.headers for a in ("--header", h)]

@@ -74,16 +74,17 @@ def servers(requests: int, rounds: int) -> list[str]:
             port = compare.free_port()
             proc = fleet.start(name.split()[0], [*argv, str(port)], f"http://127.0.0.1:{port}/",
                                cwd=work)
-            targets.append(compare.Target(name, [f"http://127.0.0.1:{port}/v1/chat/completions"],
+            targets.append(compare.Target(name, [f"http://127.0.0.1:{port}/v1"],
                                           pids=[proc.pid]))
+        plain = compare.VARIANTS[0]  # POST /v1/chat/completions, not streamed
         for concurrency in (1, 64):
             tallies = {t.name: compare.Tally() for t in targets}
             for _ in range(rounds):
                 for t in targets:
                     cpu = compare.cpu_seconds(t.pids)
-                    out = compare.loadgen(t, body, stream=False, concurrency=concurrency,
+                    out = compare.loadgen(t, plain, body, concurrency=concurrency,
                                           requests=requests // rounds, max_seconds=60)
-                    tallies[t.name].add(out, compare.cpu_seconds(t.pids) - cpu, 0.0)
+                    tallies[t.name].add(out, compare.cpu_seconds(t.pids) - cpu, 0.0, None)
             for t in targets:
                 r = tallies[t.name].result(t)
                 lines.append(f"| {t.name} | {concurrency} | {r['rps']:,.0f} | "

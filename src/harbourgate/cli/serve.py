@@ -13,10 +13,15 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from harbourgate.cli.common import InputError, load_settings
+
+if TYPE_CHECKING:
+    from harbourgate.audit.sequencer import Sequencer
+    from harbourgate.config import Settings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -61,6 +66,7 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     from uvicorn.supervisors import Multiprocess
 
     from harbourgate.app import prepare
+    from harbourgate.audit.sequencer import ENV as SEQUENCER_ENV
     from harbourgate.observe import logs, telemetry
     from harbourgate.server import BoundedProtocol
 
@@ -80,11 +86,20 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     port = sock.getsockname()[1]
     os.environ["HARBOURGATE_CONFIG_FILE"] = str(Path(config_path).resolve()) if config_path else ""
     metrics_dir = None
+    sequencer = None
     if workers > 1:  # private to this server (mode 0700), removed when it stops
         metrics_dir = tempfile.mkdtemp(prefix="harbourgate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:  # the one appender of every worker's audit entries (audit.sequencer)
+            sequencer = start_sequencer(settings)
+        except Exception as exc:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            sock.close()
+            raise InputError(f"cannot start the audit sequencer: {exc}") from exc
+        os.environ[SEQUENCER_ENV] = sequencer.path
     else:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        os.environ.pop(SEQUENCER_ENV, None)
     for line in banner:
         click.echo(line)
     click.echo(f"Harbourgate listening on http://{host}:{port} ({workers} worker"
@@ -106,8 +121,20 @@ def serve(config_path: str | None, host: str | None, port: int | None,
             server.run(sockets=[sock])
     finally:
         sock.close()
+        if sequencer is not None:  # the workers are gone: commit what they sent, sign
+            sequencer.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def start_sequencer(settings: Settings) -> Sequencer:
+    """The deployment's audit log behind the sequencer's socket, started."""
+    from harbourgate.audit.log import AuditLog
+    from harbourgate.audit.sequencer import Sequencer
+
+    sequencer = Sequencer(AuditLog.open(settings))
+    sequencer.start()
+    return sequencer
 
 
 @click.command("stand-in")

@@ -1,0 +1,109 @@
+"""Workers before and after the audit sequencer, interleaved on one machine (issue 17).
+
+    python bench/sequencer.py [--before REF] [--workers 1,2] [--concurrency 64]
+        [--requests 4000] [--rounds 3]
+
+Starts the stand-in upstream and, for each round, each of `--workers` and each of two
+trees — BEFORE (the commit `--before`, default the merge base with main) and AFTER (this
+working tree) — `harbourgate serve` with bench/compare.py's full pipeline on SQLite, drives
+it with bench/loadgen.py at `--concurrency`, and prints requests per second, the server's
+CPU, and the mean time a request waited for its audit commit (from
+`harbourgate_audit_commit_wait_seconds`, where the tree has it). Interleaving puts a noisy
+machine's drift on both trees alike; compare figures within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare  # the bench's own helpers: processes, config, loadgen
+
+
+def commit_wait(url: str) -> tuple[float, float] | None:
+    """(sum, count) of the audit commit wait histogram, or None without it."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    found = {m[1]: float(m[2]) for m in re.finditer(
+        r"^harbourgate_audit_commit_wait_seconds_(sum|count) (\S+)$", text, re.MULTILINE)}
+    return (found["sum"], found["count"]) if len(found) == 2 else None
+
+
+def one(fleet: compare.Fleet, work: Path, upstream: str, body: Path, *, source: str,
+        workers: int, concurrency: int, requests: int) -> dict[str, Any]:
+    compare.HG_ENV["PYTHONPATH"] = source
+    target = compare.start_harbourgate(fleet, work, upstream, workers=workers)
+    try:
+        base = target.urls[0].rsplit("/v1/", 1)[0]
+        before = commit_wait(base)
+        cpu = compare.cpu_seconds(target.pids)
+        result = compare.loadgen(target, body, stream=False, concurrency=concurrency,
+                                 requests=requests, max_seconds=60)
+        cpu = compare.cpu_seconds(target.pids) - cpu
+        after = commit_wait(base)
+    finally:
+        fleet.stop_target(target)
+    wait = None
+    if before is not None and after is not None and after[1] > before[1]:
+        wait = (after[0] - before[0]) / (after[1] - before[1])
+    return {"rps": result["rps"], "errors": result.get("errors"), "cpu_s": cpu,
+            "seconds": result.get("seconds"), "commit_wait_ms": wait and wait * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", default=None,
+                        help="commit measured as BEFORE (default: merge base with main)")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    before_ref = args.before or subprocess.run(
+        ["git", "-C", str(compare.ROOT), "merge-base", "main", "HEAD"], capture_output=True,
+        text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="hg-seq-bench-") as tmp:
+        work = Path(tmp)
+        trees: dict[str, str] = {}
+        for name, ref in (("before", before_ref), ("after", None)):
+            (work / name).mkdir()
+            label = compare.snapshot_source(work / name, ref)
+            trees[f"{name} ({label})"] = compare.HG_ENV["PYTHONPATH"]  # type: ignore[assignment]
+        body = work / "body.json"
+        body.write_text(json.dumps(compare.chat_body(False), ensure_ascii=False))
+        fleet = compare.Fleet(work)
+        try:
+            standin = compare.start_standin(fleet)
+            runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for r in range(args.rounds):
+                for workers in [int(w) for w in args.workers.split(",")]:
+                    for tree, source in trees.items():
+                        got = one(fleet, work / f"r{r}-{workers}-{len(runs)}",
+                                  standin.info["base"], body, source=source, workers=workers,
+                                  concurrency=args.concurrency, requests=args.requests)
+                        runs.setdefault((tree, workers), []).append(got)
+                        print(f"round {r + 1} {tree} workers={workers}: {json.dumps(got)}",
+                              flush=True)
+        finally:
+            fleet.close()
+    print(f"\nmedian over {args.rounds} rounds, concurrency {args.concurrency}, "
+          f"{args.requests} requests each, SQLite:")
+    for (tree, workers), results in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        waits = [r["commit_wait_ms"] for r in results if r["commit_wait_ms"] is not None]
+        wait = f", audit commit wait {statistics.median(waits):.2f} ms" if waits else ""
+        print(f"  {tree:<40} workers={workers}: "
+              f"{statistics.median(r['rps'] for r in results):7.0f} req/s, "
+              f"cpu {statistics.median(r['cpu_s'] for r in results):5.1f} s{wait}")
+
+
+if __name__ == "__main__":
+    main()

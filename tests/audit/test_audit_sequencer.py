@@ -315,3 +315,37 @@ def test_a_closed_client_log_refuses_appends(tmp_path: Path, make_log: MakeLog,
     worker.close()
     with pytest.raises(AuditLogClosedError):
         _append_many(worker, 1, 1, "closed")
+
+
+def test_a_lost_connection_fails_what_waits_and_the_next_append_reconnects(
+        tmp_path: Path, make_log: MakeLog, sequencer_for: Callable[..., seq.Sequencer]) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    s = sequencer_for(url)
+    worker = _client(make_log, url, s.path)
+
+    def drop_connections() -> None:
+        assert s._loop is not None
+        asyncio.run_coroutine_threadsafe(_close_all(s), s._loop).result()
+
+    async def scenario() -> tuple[str, list[str | BaseException], str]:
+        first = await worker.append({"decision": "allow", "i": "first"})
+        await asyncio.to_thread(drop_connections)
+        outcomes: list[str | BaseException] = []
+        while not outcomes or not isinstance(outcomes[-1], str):  # at most one is lost
+            assert len(outcomes) < 3, outcomes
+            try:
+                outcomes.append(await worker.append({"decision": "allow", "i": "again"}))
+            except AuditWriteError as exc:
+                outcomes.append(exc)
+        return first, outcomes, await worker.append({"decision": "allow", "i": "last"})
+
+    first, outcomes, last = asyncio.run(scenario())
+    for failed in outcomes[:-1]:
+        assert isinstance(failed, AuditWriteError) and "lost" in str(failed)
+    committed = set(_indices(worker))
+    assert {first, outcomes[-1], last} <= committed  # type: ignore[arg-type]
+
+
+async def _close_all(s: seq.Sequencer) -> None:
+    for conn in list(s._connections):
+        conn.close()

@@ -33,7 +33,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harbourgate.audit import record
 from harbourgate.audit.errors import (
@@ -43,6 +43,9 @@ from harbourgate.audit.errors import (
     EntryNotFoundError,
     LogDamagedError,
 )
+
+if TYPE_CHECKING:
+    from harbourgate.audit.log import AuditLog
 
 log = logging.getLogger("harbourgate.audit")
 
@@ -177,7 +180,7 @@ class Sequencer:
         sequencer.close()                      # drains, signs, removes the folder
     """
 
-    def __init__(self, audit_log: Any, *, max_in_flight: int = MAX_IN_FLIGHT,
+    def __init__(self, audit_log: AuditLog, *, max_in_flight: int = MAX_IN_FLIGHT,
                  max_frame: int = MAX_FRAME) -> None:
         self.log = audit_log
         self.max_in_flight = max_in_flight
@@ -192,12 +195,10 @@ class Sequencer:
 
     def start(self) -> None:
         """Start the log and serve the socket; returns once it accepts connections."""
+        import uvloop  # here: only serve needs it, and it is not on every platform
+
         self.log.start()
-        try:
-            import uvloop
-            self._loop = uvloop.new_event_loop()
-        except ImportError:  # pragma: no cover - uvloop is a dependency where serve runs
-            self._loop = asyncio.new_event_loop()
+        self._loop = uvloop.new_event_loop()
         listening = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(listening,),
                                         name="harbourgate-audit-sequencer", daemon=True)
@@ -224,6 +225,7 @@ class Sequencer:
         finally:
             listening.set()
         loop.run_forever()
+        loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
 
     def close(self) -> None:

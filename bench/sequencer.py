@@ -1,11 +1,12 @@
 """Workers before and after the audit sequencer, interleaved on one machine (issue 17).
 
     python bench/sequencer.py [--before REF] [--workers 1,2] [--concurrency 64]
-        [--requests 4000] [--rounds 3]
+        [--requests 4000] [--rounds 3] [--postgres ADMIN_URL]
 
 Starts the stand-in upstream and, for each round, each of `--workers` and each of two
 trees — BEFORE (the commit `--before`, default the merge base with main) and AFTER (this
-working tree) — `harbourgate serve` with bench/compare.py's full pipeline on SQLite, drives
+working tree) — `harbourgate serve` with bench/compare.py's full pipeline on SQLite (or on
+a fresh PostgreSQL database per run with `--postgres`), drives
 it with bench/loadgen.py at `--concurrency`, and prints requests per second, the server's
 CPU, and the mean time a request waited for its audit commit (from
 `harbourgate_audit_commit_wait_seconds`, where the tree has it). Interleaving puts a noisy
@@ -15,6 +16,7 @@ machine's drift on both trees alike; compare figures within one run only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -39,9 +41,19 @@ def commit_wait(url: str) -> tuple[float, float] | None:
 
 
 def one(fleet: compare.Fleet, work: Path, upstream: str, body: Path, *, source: str,
-        workers: int, concurrency: int, requests: int) -> dict[str, Any]:
+        workers: int, concurrency: int, requests: int, postgres: str | None
+        ) -> dict[str, Any]:
     compare.HG_ENV["PYTHONPATH"] = source
-    target = compare.start_harbourgate(fleet, work, upstream, workers=workers)
+    with contextlib.ExitStack() as stack:
+        database = stack.enter_context(compare.postgres_database(postgres)) if postgres else None
+        return _measure(fleet, work, upstream, body, workers=workers, database=database,
+                        concurrency=concurrency, requests=requests)
+
+
+def _measure(fleet: compare.Fleet, work: Path, upstream: str, body: Path, *, workers: int,
+             database: str | None, concurrency: int, requests: int) -> dict[str, Any]:
+    target = compare.start_harbourgate(fleet, work, upstream, workers=workers,
+                                       database_url=database)
     try:
         base = target.urls[0].rsplit("/v1/", 1)[0]
         before = commit_wait(base)
@@ -67,6 +79,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres", default=None, metavar="ADMIN_URL",
+                        help="measure on PostgreSQL (a database per run) instead of SQLite")
     args = parser.parse_args()
     before_ref = args.before or subprocess.run(
         ["git", "-C", str(compare.ROOT), "merge-base", "main", "HEAD"], capture_output=True,
@@ -89,14 +103,15 @@ def main() -> None:
                     for tree, source in trees.items():
                         got = one(fleet, work / f"r{r}-{workers}-{len(runs)}",
                                   standin.info["base"], body, source=source, workers=workers,
-                                  concurrency=args.concurrency, requests=args.requests)
+                                  concurrency=args.concurrency, requests=args.requests,
+                                  postgres=args.postgres)
                         runs.setdefault((tree, workers), []).append(got)
                         print(f"round {r + 1} {tree} workers={workers}: {json.dumps(got)}",
                               flush=True)
         finally:
             fleet.close()
     print(f"\nmedian over {args.rounds} rounds, concurrency {args.concurrency}, "
-          f"{args.requests} requests each, SQLite:")
+          f"{args.requests} requests each, {'PostgreSQL' if args.postgres else 'SQLite'}:")
     for (tree, workers), results in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         waits = [r["commit_wait_ms"] for r in results if r["commit_wait_ms"] is not None]
         wait = f", audit commit wait {statistics.median(waits):.2f} ms" if waits else ""

@@ -11,18 +11,28 @@ it with bench/loadgen.py at `--concurrency`, and prints requests per second, the
 CPU, and the mean time a request waited for its audit commit (from
 `harbourgate_audit_commit_wait_seconds`, where the tree has it). Interleaving puts a noisy
 machine's drift on both trees alike; compare figures within one run only.
+
+    python bench/sequencer.py --appenders 1,2,4 [--requests 20000] [--rounds 3]
+
+The audit layer alone, with this tree: W processes append bench/audit.py's decision
+records (64 at a time each) to one SQLite file, either each through its own `AuditLog`
+(what every worker did before the sequencer) or through one `Sequencer` in this process;
+prints entries/s and the CPU all processes spent per entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # the bench's own helpers: processes, config, loadgen
+
+ORIGIN = "bench.harbourgate/audit"
 
 
 def commit_wait(url: str) -> tuple[float, float] | None:
@@ -71,7 +83,102 @@ def _measure(fleet: compare.Fleet, work: Path, upstream: str, body: Path, *, wor
             "seconds": result.get("seconds"), "commit_wait_ms": wait and wait * 1000}
 
 
+async def _append(log: Any, count: int, concurrency: int) -> None:
+    from audit import decision  # bench/audit.py's realistic records
+
+    async def writer(k: int) -> None:
+        for i in range(k, count, concurrency):
+            await log.append(decision(i))
+
+    await asyncio.gather(*(writer(k) for k in range(concurrency)))
+
+
+def appender(url: str, key: str, count: int, sequencer: str) -> None:
+    """A child process: `count` appends, then the CPU seconds they took on stdout."""
+    import uvloop
+
+    from harbourgate.audit.keys import read_key
+    from harbourgate.audit.log import AuditLog
+    from harbourgate.audit.note import Signer
+    from harbourgate.store import Store
+
+    store = Store(url)
+    log = AuditLog(store.engine, Signer(ORIGIN, read_key(Path(key))),
+                   sequencer=sequencer or None)
+    log.start()
+    sys.stdin.readline()  # every appender starts at once
+    cpu = _cpu()
+    uvloop.run(_append(log, count, 64))
+    log.close()
+    print(_cpu() - cpu)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def appenders(work: Path, processes: int, count: int, sequenced: bool) -> dict[str, float]:
+    from harbourgate.audit.keys import create_key, read_key
+    from harbourgate.audit.log import AuditLog
+    from harbourgate.audit.note import Signer
+    from harbourgate.audit.sequencer import Sequencer
+    from harbourgate.store import Store
+
+    work.mkdir(parents=True)
+    url, key = f"sqlite:///{work / 'audit.db'}", work / "key.pem"
+    create_key(key)
+    store = Store(url)
+    store.migrate()
+    sequencer = None
+    if sequenced:
+        sequencer = Sequencer(AuditLog(store.engine, Signer(ORIGIN, read_key(key))))
+        sequencer.start()
+    children = [subprocess.Popen(
+        [sys.executable, __file__, "--appender", url, str(key), str(count // processes),
+         sequencer.path if sequencer else ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True) for _ in range(processes)]
+    time.sleep(3)  # imports and start-up, not measured
+    cpu = _cpu()
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    spent = sum(float(child.communicate(timeout=600)[0]) for child in children)
+    seconds = time.perf_counter() - started
+    if sequencer is not None:
+        sequencer.close()
+        spent += _cpu() - cpu
+    store.close()
+    return {"entries_per_s": count // processes * processes / seconds,
+            "cpu_us_per_entry": spent / count * 1e6}
+
+
+def audit_only(args: argparse.Namespace) -> None:
+    runs: dict[tuple[int, bool], list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="hg-seq-audit-") as tmp:
+        for r in range(args.rounds):
+            for processes in [int(p) for p in args.appenders.split(",")]:
+                for sequenced in (False, True):
+                    got = appenders(Path(tmp) / f"{r}-{processes}-{sequenced}", processes,
+                                    args.requests, sequenced)
+                    runs.setdefault((processes, sequenced), []).append(got)
+                    print(f"round {r + 1} processes={processes} sequencer={sequenced}: "
+                          f"{json.dumps(got)}", flush=True)
+    print(f"\nmedian over {args.rounds} rounds, {args.requests} appends each, SQLite "
+          "(CPU: all processes, the sequencer's included):")
+    for (processes, sequenced), results in sorted(runs.items()):
+        print(f"  {processes} process{'es' if processes > 1 else '  '} "
+              f"{'one sequencer   ' if sequenced else 'a log in each   '}"
+              f"{statistics.median(r['entries_per_s'] for r in results):8.0f} entries/s, "
+              f"{statistics.median(r['cpu_us_per_entry'] for r in results):6.1f} µs CPU/entry")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--appender"]:
+        appender(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default=None,
                         help="commit measured as BEFORE (default: merge base with main)")
@@ -81,7 +188,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", default=None, metavar="ADMIN_URL",
                         help="measure on PostgreSQL (a database per run) instead of SQLite")
+    parser.add_argument("--appenders", default=None, metavar="W,W",
+                        help="measure the audit layer alone with W appending processes")
     args = parser.parse_args()
+    if args.appenders:
+        audit_only(args)
+        return
     before_ref = args.before or subprocess.run(
         ["git", "-C", str(compare.ROOT), "merge-base", "main", "HEAD"], capture_output=True,
         text=True, check=True).stdout.strip()

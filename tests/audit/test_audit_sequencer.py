@@ -349,3 +349,25 @@ def test_a_lost_connection_fails_what_waits_and_the_next_append_reconnects(
 async def _close_all(s: seq.Sequencer) -> None:
     for conn in list(s._connections):
         conn.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_stopped_sequencer_writer_reaches_every_worker(
+        tmp_path: Path, make_log: MakeLog, sequencer_for: Callable[..., seq.Sequencer],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    s = sequencer_for(url)
+    worker = _client(make_log, url, s.path)
+    assert _append_many(worker, 3, 3, "before")
+
+    def broken(force: bool = False) -> None:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(s.log, "_integrate_and_checkpoint", broken)
+    deadline = time.monotonic() + WAIT
+    while worker.failure is None:  # /readyz: "writer stopped: the disk is on fire"
+        assert time.monotonic() < deadline, "the worker never learnt the writer stopped"
+        time.sleep(0.05)
+    assert worker.failure == "the disk is on fire"
+    with pytest.raises(AuditWriteError, match="the audit writer stopped: the disk is on fire"):
+        _append_many(worker, 1, 1, "after")

@@ -167,7 +167,7 @@ class AuditLog:
             self._inline.close()
         if self._control is not None:
             self._control.close()
-        for loop, client in self._client.items():
+        for loop, client in list(self._client.items()):
             with contextlib.suppress(RuntimeError):  # that loop is closed: so is its socket
                 loop.call_soon_threadsafe(client.close)
 
@@ -370,7 +370,8 @@ class AuditLog:
             raise LogDamagedError(self._damage)
         loop = asyncio.get_running_loop()
         client = self._client.get(loop)
-        if client is None:
+        if client is None:  # one connection per event loop (a worker has one)
+            self._client = {lp: c for lp, c in self._client.items() if not lp.is_closed()}
             client = self._client[loop] = Client(self.sequencer)
         try:
             return await client.append(item.id, item.ts, item.leaf)

@@ -324,8 +324,7 @@ class _Connection(asyncio.Protocol):
             if self.log.damage is not None:
                 self._send(encode_error(frame.number, DAMAGED, self.log.damage))
             elif self.log.failure is not None:
-                self._send(encode_error(frame.number, FAILED,
-                                        f"the audit writer stopped: {self.log.failure}"))
+                self._send(encode_error(frame.number, FAILED, self.log.failure))
             else:
                 self._send(encode(OK, frame.number))
 

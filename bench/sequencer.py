@@ -212,7 +212,8 @@ def main() -> None:
             runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
             for r in range(args.rounds):
                 for workers in [int(w) for w in args.workers.split(",")]:
-                    for tree, source in trees.items():
+                    order = list(trees.items())  # who goes first alternates by round
+                    for tree, source in order[::-1] if r % 2 else order:
                         got = one(fleet, work / f"r{r}-{workers}-{len(runs)}",
                                   standin.info["base"], body, source=source, workers=workers,
                                   concurrency=args.concurrency, requests=args.requests,

@@ -108,9 +108,11 @@ def test_oversized_short_and_unknown_frames_are_refused() -> None:
 def sequencer_for(make_log: MakeLog) -> Iterator[Callable[..., seq.Sequencer]]:
     started: list[seq.Sequencer] = []
 
-    def start(url: str, **options: object) -> seq.Sequencer:
+    def start(url: str, log_options: dict[str, object] | None = None,
+              **options: object) -> seq.Sequencer:
         s = seq.Sequencer(make_log(url, start=False, checkpoint_interval=0.05,
-                                   poll_interval=0.05), **options)  # type: ignore[arg-type]
+                                   poll_interval=0.05, **(log_options or {})),
+                          **options)  # type: ignore[arg-type]
         s.start()
         started.append(s)
         return s
@@ -243,6 +245,15 @@ def test_in_flight_is_bounded_per_connection(tmp_path: Path, make_log: MakeLog,
     worker = _client(make_log, url, s.path)
     ids = _append_many(worker, 200, 50, "bounded")  # 50 at once, 3 taken at a time
     assert len(set(ids)) == 200 and set(ids) <= set(_indices(worker))
+
+
+def test_a_full_queue_makes_the_sequencer_wait_never_drop(
+        database_url: str, make_log: MakeLog,
+        sequencer_for: Callable[..., seq.Sequencer]) -> None:
+    s = sequencer_for(database_url, log_options={"inline": False, "max_queue": 2})
+    worker = _client(make_log, database_url, s.path)
+    ids = _append_many(worker, 300, 64, "queued")
+    assert len(set(ids)) == 300 and set(ids) <= set(_indices(worker))
 
 
 def test_an_unreachable_sequencer_fails_appends_fast(tmp_path: Path, make_log: MakeLog,

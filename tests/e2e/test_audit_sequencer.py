@@ -46,6 +46,15 @@ def _sequencer_of(pid: int) -> str | None:
     return found[0].decode() if found else None
 
 
+def _commit_waits(url: str) -> float:
+    """How many commit waits /metrics counted."""
+    metrics = httpx.get(url + "/metrics").text
+    count = re.search(r"^harbourgate_audit_commit_wait_seconds_count (\S+)$", metrics,
+                      re.MULTILINE)
+    assert count is not None, metrics
+    return float(count.group(1))
+
+
 def _serve_through_the_sequencer(standin: Process, tmp_path: Path, database: str) -> None:
     config = gateway_config(standin.url, tmp_path / "data",
                             **({"database_url": database} if database else {}))
@@ -77,11 +86,7 @@ def _serve_through_the_sequencer(standin: Process, tmp_path: Path, database: str
             r = httpx.get(gw.url + f"/admin/v1/audit/entries/{entry_id}", headers=admin)
             assert r.status_code == 200 and r.json()["record"]["decision"] == "allow"
 
-        metrics = httpx.get(gw.url + "/metrics").text
-        count = re.search(r"^harbourgate_audit_commit_wait_seconds_count (\S+)$", metrics,
-                          re.MULTILINE)
-        assert count is not None, metrics
-        assert float(count.group(1)) >= REQUESTS
+        assert _commit_waits(gw.url) >= REQUESTS
     finally:
         gw.stop()
     assert gw.proc.returncode == 0, gw.output()
@@ -108,3 +113,15 @@ def test_two_workers_on_sqlite_record_through_one_sequencer(standin: Process,
 def test_two_workers_on_postgres_record_through_one_sequencer(
         standin: Process, tmp_path: Path, postgres_url: str) -> None:
     _serve_through_the_sequencer(standin, tmp_path, postgres_url)
+
+
+def test_one_worker_counts_its_commit_waits_too(standin: Process, tmp_path: Path) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR the histogram lives in the process's registry."""
+    gw = start_gateway(gateway_config(standin.url, tmp_path / "data"), tmp_path, workers=1)
+    try:
+        key = httpx.post(gw.url + "/admin/v1/applications/acme-research/keys",
+                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["key"]
+        assert _chat(gw.url, key) == 200
+        assert _commit_waits(gw.url) >= 1
+    finally:
+        gw.stop()

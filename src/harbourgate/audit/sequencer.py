@@ -266,6 +266,7 @@ class _Connection(asyncio.Protocol):
         self.in_flight = 0
         self.paused = False
         self.out: list[bytes] = []
+        self.tasks: set[asyncio.Task[None]] = set()  # checkpoints being signed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -323,7 +324,9 @@ class _Connection(asyncio.Protocol):
             done.add_done_callback(functools.partial(self._appended, frame.number))
         elif frame.kind == CHECKPOINT:
             self.in_flight += 1
-            asyncio.get_running_loop().create_task(self._checkpoint(frame.number))
+            task = asyncio.get_running_loop().create_task(self._checkpoint(frame.number))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         else:  # STATUS: why nothing can be appended now, if anything
             if self.log.damage is not None:
                 self._send(encode_error(frame.number, DAMAGED, self.log.damage))
@@ -333,7 +336,8 @@ class _Connection(asyncio.Protocol):
                 self._send(encode(OK, frame.number))
 
     def _appended(self, number: int, done: asyncio.Future[str]) -> None:
-        exc = done.exception()
+        exc = (AuditLogClosedError("the audit sequencer is stopping") if done.cancelled()
+               else done.exception())
         if exc is None:
             self._send(encode(OK, number, done.result().encode("ascii")))
         else:

@@ -15,7 +15,8 @@ machine's drift on both trees alike; compare figures within one run only.
     python bench/sequencer.py --appenders 1,2,4 [--requests 20000] [--rounds 3]
 
 The audit layer alone, with this tree: W processes append bench/audit.py's decision
-records (64 at a time each) to one SQLite file, either each through its own `AuditLog`
+records to one SQLite file, `--concurrency` at a time in all (as the gateway's workers
+share the requests in flight), either each through its own `AuditLog`
 (what every worker did before the sequencer) or through one `Sequencer` in this process;
 prints entries/s and the CPU all processes spent per entry.
 """
@@ -93,7 +94,7 @@ async def _append(log: Any, count: int, concurrency: int) -> None:
     await asyncio.gather(*(writer(k) for k in range(concurrency)))
 
 
-def appender(url: str, key: str, count: int, sequencer: str) -> None:
+def appender(url: str, key: str, count: int, concurrency: int, sequencer: str) -> None:
     """A child process: `count` appends, then the CPU seconds they took on stdout."""
     import uvloop
 
@@ -108,7 +109,7 @@ def appender(url: str, key: str, count: int, sequencer: str) -> None:
     log.start()
     sys.stdin.readline()  # every appender starts at once
     cpu = _cpu()
-    uvloop.run(_append(log, count, 64))
+    uvloop.run(_append(log, count, concurrency))
     log.close()
     print(_cpu() - cpu)
 
@@ -118,7 +119,8 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def appenders(work: Path, processes: int, count: int, sequenced: bool) -> dict[str, float]:
+def appenders(work: Path, processes: int, count: int, concurrency: int,
+              sequenced: bool) -> dict[str, float]:
     from harbourgate.audit.keys import create_key, read_key
     from harbourgate.audit.log import AuditLog
     from harbourgate.audit.note import Signer
@@ -136,8 +138,8 @@ def appenders(work: Path, processes: int, count: int, sequenced: bool) -> dict[s
         sequencer.start()
     children = [subprocess.Popen(
         [sys.executable, __file__, "--appender", url, str(key), str(count // processes),
-         sequencer.path if sequencer else ""], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True) for _ in range(processes)]
+         str(max(1, concurrency // processes)), sequencer.path if sequencer else ""],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
     time.sleep(3)  # imports and start-up, not measured
     cpu = _cpu()
     started = time.perf_counter()
@@ -162,12 +164,13 @@ def audit_only(args: argparse.Namespace) -> None:
             for processes in [int(p) for p in args.appenders.split(",")]:
                 for sequenced in (False, True):
                     got = appenders(Path(tmp) / f"{r}-{processes}-{sequenced}", processes,
-                                    args.requests, sequenced)
+                                    args.requests, args.concurrency, sequenced)
                     runs.setdefault((processes, sequenced), []).append(got)
                     print(f"round {r + 1} processes={processes} sequencer={sequenced}: "
                           f"{json.dumps(got)}", flush=True)
-    print(f"\nmedian over {args.rounds} rounds, {args.requests} appends each, SQLite "
-          "(CPU: all processes, the sequencer's included):")
+    print(f"\nmedian over {args.rounds} rounds, {args.requests} appends each, "
+          f"{args.concurrency} at a time in all, SQLite (CPU: all processes, the sequencer's "
+          "included):")
     for (processes, sequenced), results in sorted(runs.items()):
         print(f"  {processes} process{'es' if processes > 1 else '  '} "
               f"{'one sequencer   ' if sequenced else 'a log in each   '}"
@@ -177,7 +180,7 @@ def audit_only(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--appender"]:
-        appender(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        appender(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", default=None,

@@ -25,6 +25,7 @@ from harbourgate.admin.audit import audit_router
 from harbourgate.admin.auth import requires
 from harbourgate.admin.pools import pools_router
 from harbourgate.audit.log import AuditLog
+from harbourgate.audit.sequencer import ENV as SEQUENCER_ENV
 from harbourgate.console import PREFIX, Console
 from harbourgate.gateway import metrics
 from harbourgate.gateway.app import Gateway, Message, Receive, Scope, Send
@@ -116,7 +117,10 @@ class Harbourgate:
         POOL.max_response_bytes = settings.limits.max_upstream_response_bytes
         self.upstreams = build_upstreams(settings.routes)
         self.quota_gate = open_gate(settings)  # the pipeline reserves and settles through it
-        self.audit = AuditLog.open(settings, self.store)
+        # with --workers N the serve process sequences every worker's entries (see
+        # audit.sequencer); one worker commits its own
+        self.audit = AuditLog.open(settings, self.store,
+                                   sequencer=os.environ.get(SEQUENCER_ENV) or None)
         self.verifier = AttestationVerifier.from_settings(settings.verifiers)
         try:
             self.verifier.load()

@@ -24,6 +24,13 @@ deleted, rewritten, unreadable) the log is *damaged*: it signs nothing, appends 
 (`append` raises `LogDamagedError`, which the gateway answers as 503 audit_unavailable),
 and `damage` says what was found, for /readyz, until an operator restores the database and
 restarts (`harbourgate audit verify` says how).
+
+Client mode (`sequencer=<socket path>`, the workers of `serve --workers N`): the serve
+process's `Sequencer` holds the deployment's one writing log; `append` sends it the encoded
+entry and returns once it answers that the entry committed. The client has no writer: it
+reads (entries, proofs) and records admin changes in their own transaction as ever, asks
+the sequencer for fresh checkpoints, and polls the damage recorded in the database and the
+sequencer's state every `poll_interval`, for /readyz.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from harbourgate.audit.errors import (
 )
 from harbourgate.audit.model import ConsistencyProof, Entry, InclusionProof
 from harbourgate.audit.note import Checkpoint, SignedCheckpoint, Signer, open_checkpoint
+from harbourgate.audit.sequencer import CHECKPOINT, STATUS, Client, Control
 from harbourgate.audit.tree import TreeCache, TreeCorruptionError
 
 log = logging.getLogger("harbourgate.audit")
@@ -76,7 +84,7 @@ class AuditLog:
     def __init__(self, engine: sa.Engine, signer: Signer, *, max_queue: int = 65_536,
                  max_batch: int = 8_192, checkpoint_interval: float = 1.0,
                  checkpoint_every: int = 100_000, poll_interval: float = 0.25,
-                 inline: bool = True) -> None:
+                 inline: bool = True, sequencer: str | None = None) -> None:
         self.engine = engine
         self.signer = signer
         self.origin = signer.name
@@ -85,8 +93,12 @@ class AuditLog:
         self.checkpoint_interval = checkpoint_interval
         self.checkpoint_every = checkpoint_every
         self.poll_interval = poll_interval
+        self.sequencer = sequencer
         self._writer = storage.writer_for(engine)
-        self._inline = storage.inline_writer_for(engine) if inline else None
+        self._inline = storage.inline_writer_for(engine) if inline and not sequencer else None
+        self._client: dict[asyncio.AbstractEventLoop, Client] = {}
+        self._control = Control(sequencer) if sequencer else None
+        self._remote_failure: str | None = None  # client mode: why the sequencer cannot append
         self._inline_batch: list[_Pending] = []
         self._tree = TreeCache(lambda start, end: storage.read_leaves(engine, start, end))
         self._cond = threading.Condition()
@@ -121,8 +133,16 @@ class AuditLog:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect, rebuild the tree from storage, and start the writer thread."""
+        """Connect, rebuild the tree from storage, and start the writer thread (in client
+        mode: the thread that polls for damage and the sequencer's state)."""
         if self._thread is not None:
+            return
+        if self.sequencer:
+            with contextlib.suppress(LogDamagedError):
+                self._check_consistency(start=True)
+            self._thread = threading.Thread(target=self._poll, name="harbourgate-audit-poll",
+                                            daemon=True)
+            self._thread.start()
             return
         self._writer.connect()
         if self._inline is not None:
@@ -145,13 +165,21 @@ class AuditLog:
         self._writer.close()
         if self._inline is not None:
             self._inline.close()
+        if self._control is not None:
+            self._control.close()
+        for loop, client in list(self._client.items()):
+            with contextlib.suppress(RuntimeError):  # that loop is closed: so is its socket
+                loop.call_soon_threadsafe(client.close)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
 
     @property
     def failure(self) -> str | None:
-        """Why the writer stopped (nothing can be recorded), or None while it runs."""
+        """Why the writer stopped (nothing can be recorded), or None while it runs; in
+        client mode, why the sequencer cannot append (its writer stopped, unreachable)."""
+        if self.sequencer:
+            return self._remote_failure
         return None if self._failed is None else str(self._failed)
 
     @property
@@ -247,7 +275,8 @@ class AuditLog:
     def queue_depth(self) -> int:
         """Entries appended but not yet committed (the metric for /metrics)."""
         with self._cond:
-            return len(self._queue) + self._in_flight + len(self._inline_batch)
+            waiting = sum(client.pending for client in list(self._client.values()))
+            return len(self._queue) + self._in_flight + len(self._inline_batch) + waiting
 
     @property
     def size(self) -> int:
@@ -256,6 +285,8 @@ class AuditLog:
 
     @property
     def is_integrator(self) -> bool:
+        if self.sequencer:
+            return False
         return self._writer.integrates_on_write or getattr(self._writer, "holds_lock", False)
 
     @property
@@ -294,6 +325,17 @@ class AuditLog:
         it could not be committed (the caller must then not answer as if it was).
         """
         item = self._prepare(rec, entry_id)
+        if self.sequencer:
+            return await self._append_remote(item)
+        return await self._enqueue(item)
+
+    def submit(self, entry_id: str, ts: str, leaf: bytes) -> asyncio.Future[str]:
+        """Append a leaf another process encoded (the sequencer's path); the future holds
+        its id once committed. Everything submitted in one loop iteration shares a commit.
+        Raises at once, as `append` would, when the log is closed, stopped or damaged."""
+        return self._enqueue(_Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts))
+
+    def _enqueue(self, item: _Pending) -> asyncio.Future[str]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[str] = loop.create_future()
         item.ticket = (loop, done)
@@ -302,7 +344,15 @@ class AuditLog:
             self._inline_batch.append(item)
             if len(self._inline_batch) == 1:  # everything appended until then joins it
                 loop.call_soon(self._flush_inline)
-            return await done
+            return done
+        with self._cond:
+            if self._offer(item):
+                return done
+        return loop.create_task(self._wait_for_room(item, done))
+
+    async def _wait_for_room(self, item: _Pending, done: asyncio.Future[str]) -> str:
+        """The queue was full: wait for room (never drop an entry), then for the commit."""
+        loop = asyncio.get_running_loop()
         while True:
             with self._cond:
                 if self._offer(item):
@@ -312,10 +362,31 @@ class AuditLog:
             await space
         return await done
 
+    async def _append_remote(self, item: _Pending) -> str:
+        """Client mode: the sequencer commits it; a damage it reports is this log's too."""
+        if self._thread is None:
+            raise AuditLogClosedError("the audit log is closed: nothing can be recorded")
+        if self._damage is not None:
+            raise LogDamagedError(self._damage)
+        loop = asyncio.get_running_loop()
+        client = self._client.get(loop)
+        if client is None:  # one connection per event loop (a worker has one)
+            self._client = {lp: c for lp, c in self._client.items() if not lp.is_closed()}
+            client = self._client[loop] = Client(self.sequencer)
+        try:
+            return await client.append(item.id, item.ts, item.leaf)
+        except LogDamagedError as exc:
+            self._damage = self._damage or str(exc)
+            raise
+
     def append_sync(self, rec: Mapping[str, Any], entry_id: str | None = None,
                     timeout: float | None = None) -> str:
         """`append` for threads that are not an event loop (admin plane, CLI)."""
         item = self._prepare(rec, entry_id)
+        if self._control is not None:
+            if self._damage is not None:
+                raise LogDamagedError(self._damage)
+            return self._control.append(item.id, item.ts, item.leaf)
         done: concurrent.futures.Future[str] = concurrent.futures.Future()
         item.ticket = done
         with self._cond:
@@ -335,8 +406,8 @@ class AuditLog:
         """
         if self._damage is not None:
             raise LogDamagedError(self._damage)
-        if self._failed is not None:
-            raise AuditWriteError(f"the audit writer stopped: {self._failed}")
+        if self.failure is not None:
+            raise AuditWriteError(f"the audit writer stopped: {self.failure}")
         item = self._prepare(rec, None)
         index = storage.insert_entry(conn, storage.Row(item.id, item.leaf, item.ts))
         if index is not None and index < self._tree.size:
@@ -410,6 +481,26 @@ class AuditLog:
                 item.error = AuditWriteError(f"the audit writer stopped: {exc}")
             self._settle(pending)
             raise
+
+    def _poll(self) -> None:
+        """Client mode: adopt a damage recorded in the database, and learn whether the
+        sequencer can append, every `poll_interval` until closed."""
+        assert self._control is not None
+        while True:
+            with self._cond:
+                if not self._closing:
+                    self._cond.wait(self.poll_interval)
+                if self._closing:
+                    return
+            self._check_recorded_damage()
+            try:
+                self._control.request(STATUS)
+            except LogDamagedError as exc:
+                self._damage = self._damage or str(exc)
+            except Exception as exc:
+                self._remote_failure = str(exc)
+            else:
+                self._remote_failure = None
 
     def _idle_timeout(self) -> float:
         due = self._last_checkpoint_at + self.checkpoint_interval - time.monotonic()
@@ -577,7 +668,14 @@ class AuditLog:
 
         `EntryNotFoundError` when the log has no checkpoint yet (nothing integrated).
         """
-        if self._damage is None:
+        if self._damage is None and self._control is not None:
+            with contextlib.suppress(AuditWriteError):  # damaged, unreachable: the last one
+                note = self._control.request(CHECKPOINT).decode()
+                signed = open_checkpoint(note, self.signer.verifier, self.origin)
+                if self._last_checkpoint is None or signed.size >= self._last_checkpoint.size:
+                    self._last_checkpoint = signed
+                return self._last_checkpoint
+        elif self._damage is None:
             with contextlib.suppress(LogDamagedError):  # then the last good one is served
                 self._refresh()
                 if self.is_integrator and self._unsigned():

@@ -61,8 +61,12 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     from uvicorn.supervisors import Multiprocess
 
     from harbourgate.app import prepare
+    from harbourgate.audit.log import AuditLog
+    from harbourgate.audit.sequencer import ENV as SEQUENCER_ENV
+    from harbourgate.audit.sequencer import Sequencer
     from harbourgate.observe import logs, telemetry
     from harbourgate.server import BoundedProtocol
+    from harbourgate.store import Store
 
     settings = load_settings(config_path)
     host = host or settings.server.host
@@ -80,11 +84,26 @@ def serve(config_path: str | None, host: str | None, port: int | None,
     port = sock.getsockname()[1]
     os.environ["HARBOURGATE_CONFIG_FILE"] = str(Path(config_path).resolve()) if config_path else ""
     metrics_dir = None
+    sequencer = store = None
     if workers > 1:  # private to this server (mode 0700), removed when it stops
         metrics_dir = tempfile.mkdtemp(prefix="harbourgate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:  # the one appender of every worker's audit entries (audit.sequencer)
+            store = Store(settings.effective_database_url)
+            sequencer = Sequencer(AuditLog.open(settings, store))
+            sequencer.start()
+        except Exception as exc:
+            if sequencer is not None:
+                sequencer.close()  # removes its folder
+            if store is not None:
+                store.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            sock.close()
+            raise InputError(f"cannot start the audit sequencer: {exc}") from exc
+        os.environ[SEQUENCER_ENV] = sequencer.path
     else:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        os.environ.pop(SEQUENCER_ENV, None)
     for line in banner:
         click.echo(line)
     click.echo(f"Harbourgate listening on http://{host}:{port} ({workers} worker"
@@ -106,6 +125,9 @@ def serve(config_path: str | None, host: str | None, port: int | None,
             server.run(sockets=[sock])
     finally:
         sock.close()
+        if sequencer is not None and store is not None:
+            sequencer.close()  # the workers are gone: commit what they sent, sign
+            store.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -223,7 +223,10 @@ class Gateway:
         Retry-After), on every path: answers, refusals and broken-off streams."""
         try:
             with trace.span("audit.commit"):
-                return await self.audit.append(record)
+                started = perf_counter()
+                entry_id = await self.audit.append(record)
+                metrics.AUDIT_COMMIT_WAIT.observe(perf_counter() - started)
+                return entry_id
         except Exception as exc:
             log.error("audit record not committed; withholding the outcome: %s", exc,
                       extra={"request_id": record.get("x_request_id"),

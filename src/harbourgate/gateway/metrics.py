@@ -59,6 +59,8 @@ DIRECTIONS = frozenset({"input", "output"})
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                     5, 10, 30, 60)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+_COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                   1)
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 
@@ -131,6 +133,9 @@ LATENCY = _histogram("harbourgate_request_duration_seconds",
 OVERHEAD = Histogram("harbourgate_overhead_seconds",
                      "Time spent in the gateway itself, excluding the upstream call.",
                      buckets=_OVERHEAD_BUCKETS)
+AUDIT_COMMIT_WAIT = Histogram("harbourgate_audit_commit_wait_seconds",
+                              "Time a request waited for its audit record to commit.",
+                              buckets=_COMMIT_BUCKETS)
 UPSTREAM_ERRORS = _counter("harbourgate_upstream_errors_total", "Failed upstream calls.",
                            ("model", "code"))
 TOKENS = _counter("harbourgate_tokens_total", "Tokens sent to and received from upstreams.",

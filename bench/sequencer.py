@@ -18,7 +18,8 @@ The audit layer alone, with this tree: W processes append bench/audit.py's decis
 records to one SQLite file, `--concurrency` at a time in all (as the gateway's workers
 share the requests in flight), either each through its own `AuditLog`
 (what every worker did before the sequencer) or through one `Sequencer` in this process;
-prints entries/s and the CPU all processes spent per entry.
+prints entries/s, the CPU all processes spent per entry, and how long an append waited
+for its commit (p50, p99): the time workers spend waiting on each other's commits.
 """
 
 from __future__ import annotations
@@ -84,18 +85,25 @@ def _measure(fleet: compare.Fleet, work: Path, upstream: str, body: Path, *, wor
             "seconds": result.get("seconds"), "commit_wait_ms": wait and wait * 1000}
 
 
-async def _append(log: Any, count: int, concurrency: int) -> None:
+async def _append(log: Any, count: int, concurrency: int) -> list[float]:
+    """`count` appends, `concurrency` at a time; how long each waited for its commit."""
     from audit import decision  # bench/audit.py's realistic records
+
+    waits: list[float] = []
 
     async def writer(k: int) -> None:
         for i in range(k, count, concurrency):
+            started = time.perf_counter()
             await log.append(decision(i))
+            waits.append(time.perf_counter() - started)
 
     await asyncio.gather(*(writer(k) for k in range(concurrency)))
+    return waits
 
 
 def appender(url: str, key: str, count: int, concurrency: int, sequencer: str) -> None:
-    """A child process: `count` appends, then the CPU seconds they took on stdout."""
+    """A child process: `count` appends, then the CPU seconds they took and the
+    percentiles of the appends' waits for their commit, as JSON on stdout."""
     import uvloop
 
     from harbourgate.audit.keys import read_key
@@ -109,9 +117,11 @@ def appender(url: str, key: str, count: int, concurrency: int, sequencer: str) -
     log.start()
     sys.stdin.readline()  # every appender starts at once
     cpu = _cpu()
-    uvloop.run(_append(log, count, concurrency))
+    waits = uvloop.run(_append(log, count, concurrency))
     log.close()
-    print(_cpu() - cpu)
+    waits.sort()  # its percentiles (0..100) stand for it: 101 numbers, not every wait
+    grid = [waits[min(len(waits) - 1, len(waits) * q // 100)] for q in range(101)]
+    print(json.dumps({"cpu": _cpu() - cpu, "waits": grid}))
 
 
 def _cpu() -> float:
@@ -147,14 +157,19 @@ def appenders(work: Path, processes: int, count: int, concurrency: int,
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()
-    spent = sum(float(child.communicate(timeout=600)[0]) for child in children)
+    outs = [json.loads(child.communicate(timeout=600)[0].splitlines()[-1])
+            for child in children]
     seconds = time.perf_counter() - started
+    spent = sum(out["cpu"] for out in outs)
+    waits = sorted(w for out in outs for w in out["waits"])  # equal shares: pooled grids
     if sequencer is not None:
         sequencer.close()
         spent += _cpu() - cpu
     store.close()
     return {"entries_per_s": count // processes * processes / seconds,
-            "cpu_us_per_entry": spent / count * 1e6}
+            "cpu_us_per_entry": spent / count * 1e6,
+            "wait_p50_ms": waits[len(waits) // 2] * 1e3,
+            "wait_p99_ms": waits[int(len(waits) * 0.99)] * 1e3}
 
 
 def audit_only(args: argparse.Namespace) -> None:
@@ -175,7 +190,9 @@ def audit_only(args: argparse.Namespace) -> None:
         print(f"  {processes} process{'es' if processes > 1 else '  '} "
               f"{'one sequencer   ' if sequenced else 'a log in each   '}"
               f"{statistics.median(r['entries_per_s'] for r in results):8.0f} entries/s, "
-              f"{statistics.median(r['cpu_us_per_entry'] for r in results):6.1f} µs CPU/entry")
+              f"{statistics.median(r['cpu_us_per_entry'] for r in results):6.1f} µs CPU/entry, "
+              f"commit wait p50 {statistics.median(r['wait_p50_ms'] for r in results):6.2f} ms, "
+              f"p99 {statistics.median(r['wait_p99_ms'] for r in results):6.2f} ms")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ tokens and cost. Other records (admin actions) are not indexed.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -66,16 +67,18 @@ def usage_update_of(record: Mapping[str, Any]) -> tuple[Any, ...] | None:
     return (*_usage(record), target)
 
 
-def statements(leaves: Iterable[bytes]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The rows to insert and the usage updates to apply for these leaves, in order."""
+def statements(leaves: Iterable[bytes], records: Iterable[Mapping[str, Any] | None] = ()
+               ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows to insert and the usage updates to apply for these leaves, in order.
+    `records`: the leaves already decoded, where they were (None where not)."""
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
-    for leaf in leaves:
+    for leaf, decoded in itertools.zip_longest(leaves, records):
         if b'"kind":"request"' not in leaf and b'"request_id":' not in leaf:
             continue  # an admin action: not indexed, and not worth parsing (keys are sorted
             # and unspaced in a canonical leaf, so the test is exact for what the log writes)
         try:
-            record = orjson.loads(leaf)
+            record = orjson.loads(leaf) if decoded is None else decoded
         except orjson.JSONDecodeError:
             continue  # `harbourgate audit verify` reports a malformed leaf
         if not isinstance(record, dict):
@@ -90,9 +93,11 @@ def statements(leaves: Iterable[bytes]) -> tuple[list[tuple[Any, ...]], list[tup
     return inserts, updates
 
 
-def index_rows(cursor: Any, leaves: Sequence[bytes], paramstyle: str = "?") -> None:
-    """Insert the decisions rows of `leaves` through `cursor`, in the caller's transaction."""
-    inserts, updates = statements(leaves)
+def index_rows(cursor: Any, leaves: Sequence[bytes], paramstyle: str = "?",
+               records: Sequence[Mapping[str, Any] | None] = ()) -> None:
+    """Insert the decisions rows of `leaves` through `cursor`, in the caller's transaction
+    (`records`: as for `statements`)."""
+    inserts, updates = statements(leaves, records)
     if inserts:
         cursor.executemany(_INSERT.replace("?", paramstyle), inserts)
     if updates:

@@ -76,6 +76,7 @@ class _Pending:
     ts: str
     ticket: Any = None  # (loop, asyncio.Future) or concurrent.futures.Future
     error: BaseException | None = field(default=None)
+    record: dict[str, Any] | None = None  # the leaf decoded, where it already was
 
 
 class AuditLog:
@@ -329,11 +330,14 @@ class AuditLog:
             return await self._append_remote(item)
         return await self._enqueue(item)
 
-    def submit(self, entry_id: str, ts: str, leaf: bytes) -> asyncio.Future[str]:
+    def submit(self, entry_id: str, ts: str, leaf: bytes,
+               decoded: dict[str, Any] | None = None) -> asyncio.Future[str]:
         """Append a leaf another process encoded (the sequencer's path); the future holds
         its id once committed. Everything submitted in one loop iteration shares a commit.
-        Raises at once, as `append` would, when the log is closed, stopped or damaged."""
-        return self._enqueue(_Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts))
+        Raises at once, as `append` would, when the log is closed, stopped or damaged.
+        `decoded`: the leaf already decoded (the decisions index need not decode it again)."""
+        return self._enqueue(_Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts,
+                                      record=decoded))
 
     def _enqueue(self, item: _Pending) -> asyncio.Future[str]:
         loop = asyncio.get_running_loop()
@@ -437,7 +441,7 @@ class AuditLog:
         size = self._tree.size
         try:
             caught_up, first = self._inline.write(
-                [storage.Row(p.id, p.leaf, p.ts) for p in batch], size)
+                [storage.Row(p.id, p.leaf, p.ts, p.record) for p in batch], size)
         except Exception:
             with self._cond:
                 self._queue.extend(batch)
@@ -527,7 +531,7 @@ class AuditLog:
         integrity_error = self.engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
         attempts = iter(_RETRIES)
         while batch:
-            rows = [storage.Row(p.id, p.leaf, p.ts) for p in batch]
+            rows = [storage.Row(p.id, p.leaf, p.ts, p.record) for p in batch]
             size = self._tree.size
             try:
                 caught_up, first = self._writer.write(rows, size)

@@ -33,7 +33,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harbourgate.audit import record
 from harbourgate.audit.errors import (
@@ -314,8 +314,7 @@ class _Connection(asyncio.Protocol):
         if frame.kind == APPEND:
             entry_id, ts, leaf = decode_append(frame.payload)
             try:
-                _check_leaf(entry_id, ts, leaf)
-                done = self.log.submit(entry_id, ts, leaf)
+                done = self.log.submit(entry_id, ts, leaf, _check_leaf(entry_id, ts, leaf))
             except Exception as exc:
                 self._fail(frame.number, exc)
                 return
@@ -375,13 +374,15 @@ class _Connection(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-def _check_leaf(entry_id: str, ts: str, leaf: bytes) -> None:
-    """The leaf is a record carrying the id and timestamp it is sent with (the sequencer
-    stores what it is given; it must not take a worker's word for what that is)."""
+def _check_leaf(entry_id: str, ts: str, leaf: bytes) -> dict[str, Any]:
+    """The leaf decoded, once it is known to be a record carrying the id and timestamp it
+    is sent with (the sequencer stores what it is given; it must not take a worker's word
+    for what that is)."""
     held = record.decode(leaf)
     if held.get("id") != entry_id or held.get("ts") != ts:
         raise record.RecordError("the leaf does not carry the entry id and timestamp "
                                  "it was sent with")
+    return held
 
 
 # --- the worker's side ----------------------------------------------------------------------

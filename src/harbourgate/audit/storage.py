@@ -42,11 +42,12 @@ class LogIntegrityError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One entry to insert: id, leaf bytes, timestamp."""
+    """One entry to insert: id, leaf bytes, timestamp (and the leaf decoded, if it was)."""
 
     id: str
     leaf: bytes
     created_at: str
+    record: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ class SqliteWriter(Writer):
             cur.executemany(
                 "INSERT INTO audit_entries (id, idx, leaf, created_at) VALUES (?, ?, ?, ?)",
                 [(r.id, first + i, r.leaf, r.created_at) for i, r in enumerate(rows)])
-            index_rows(cur, [r.leaf for r in rows])  # same transaction: no leaf without its row
+            index_rows(cur, [r.leaf for r in rows],  # same transaction: no leaf without its row
+                       records=[r.record for r in rows])
             cur.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -184,7 +186,8 @@ class PostgresWriter(Writer):
                 cur.executemany(
                     "INSERT INTO audit_entries (id, leaf, created_at) VALUES (%s, %s, %s)",
                     [(r.id, r.leaf, r.created_at) for r in rows])
-                index_rows(cur, [r.leaf for r in rows], "%s")  # same transaction
+                index_rows(cur, [r.leaf for r in rows], "%s",  # same transaction
+                           records=[r.record for r in rows])
             self._conn.commit()
         except BaseException:
             self._rollback_quietly()

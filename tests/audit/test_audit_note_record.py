@@ -169,9 +169,3 @@ def test_the_current_timestamp_reads_as_the_clock_said(ms: int) -> None:
             patch.setattr(record.time, "time_ns", lambda tick=tick: tick * 1_000_000)
             assert record.timestamp() == record.timestamp(when)
 
-
-@given(st.integers(0, 2**128 - 1))
-def test_entry_id_digits_are_crockford_base32_of_the_value(value: int) -> None:
-    digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-    assert record._digits(value) == "".join(digits[(value >> shift) & 31]
-                                            for shift in range(125, -1, -5))

@@ -24,7 +24,6 @@ import orjson
 RESERVED_KEYS = ("id", "ts")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ID_LENGTH = 26
-_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # index: the 10 bits they encode
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, random part) of the last id, for monotonicity
 _second = (-1, "")  # (epoch second, its formatted date and time) of the last timestamp
@@ -47,12 +46,8 @@ def new_entry_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for counting up
         _last = (now, rand)
-    return _digits((now << 80) | rand)
-
-
-def _digits(value: int) -> str:
-    """The 26 Crockford base-32 digits of a 128-bit value, two digits (10 bits) a step."""
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+    value = (now << 80) | rand
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def is_entry_id(text: str) -> bool:

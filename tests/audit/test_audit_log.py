@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -249,3 +250,23 @@ def test_a_locked_database_hands_the_loops_batch_to_the_writer_thread(tmp_path,
     stored = {row[0] for row in other.execute("SELECT id FROM audit_entries")}
     assert set(ids) <= stored
     other.close()
+
+
+def test_the_loop_never_checkpoints_the_wal_the_writer_thread_does(tmp_path,  # type: ignore[no-untyped-def]
+                                                                   make_log: MakeLog) -> None:
+    """A WAL checkpoint copies pages into the database and syncs it: milliseconds that
+    would stall every request in flight if a commit on the event loop ran it."""
+    log = make_log(f"sqlite:///{tmp_path / 'audit.db'}", poll_interval=0.05)
+    assert log._inline is not None
+    assert log._inline._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+    async def serially() -> list[str]:
+        return [await log.append({"i": i}) for i in range(3 * log_module.WAL_CHECKPOINT_COMMITS)]
+
+    ids = asyncio.run(serially())
+    assert log.batches >= 3 * log_module.WAL_CHECKPOINT_COMMITS  # one transaction each
+    deadline = time.monotonic() + 120
+    while log._checkpointed_at < log.batches - log_module.WAL_CHECKPOINT_COMMITS:
+        assert time.monotonic() < deadline, "the writer thread never checkpointed"
+        time.sleep(0.05)
+    assert set(_stored(log)) == set(ids)

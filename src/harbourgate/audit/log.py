@@ -66,6 +66,7 @@ from harbourgate.audit.tree import TreeCache, TreeCorruptionError
 log = logging.getLogger("harbourgate.audit")
 
 _RETRIES = (0.05, 0.2, 0.5, 1.0, 2.0)  # backoff before giving a batch up as failed
+WAL_CHECKPOINT_COMMITS = 100
 
 
 @dataclass(slots=True)
@@ -116,6 +117,7 @@ class AuditLog:
         self._last_checkpoint: SignedCheckpoint | None = None
         self._last_checkpoint_at = 0.0
         self.batches = 0  # transactions committed, for tests and metrics
+        self._checkpointed_at = 0  # `batches` at the last WAL checkpoint
 
     @classmethod
     def open(cls, settings: Any, store: Any = None, **options: Any) -> AuditLog:
@@ -469,6 +471,8 @@ class AuditLog:
                 if time.monotonic() - self._damage_checked_at >= self.poll_interval:
                     self._damage_checked_at = time.monotonic()
                     self._check_recorded_damage()
+                    if self._inline is not None:  # the loop's commits never checkpoint
+                        self._checkpoint_wal()
                 if batch:
                     self._write(batch)
                 self._integrate_and_checkpoint(force=closing)
@@ -505,6 +509,18 @@ class AuditLog:
                 self._remote_failure = str(exc)
             else:
                 self._remote_failure = None
+
+    def _checkpoint_wal(self) -> None:
+        """Checkpoint once the loop has committed `WAL_CHECKPOINT_COMMITS` transactions
+        since the last time: about as often as SQLite's own 1,000-page default would (a
+        transaction of one entry writes ~7 pages), but on this thread."""
+        if self.batches - self._checkpointed_at < WAL_CHECKPOINT_COMMITS:
+            return
+        self._checkpointed_at = self.batches
+        try:
+            self._writer.checkpoint_wal()
+        except Exception as exc:  # busy or unreachable: a later turn tries again
+            log.debug("WAL checkpoint skipped: %s", exc)
 
     def _idle_timeout(self) -> float:
         due = self._last_checkpoint_at + self.checkpoint_interval - time.monotonic()

@@ -128,6 +128,9 @@ class Writer:
     def integrate(self, tree_size: int) -> tuple[list[bytes], list[bytes]]:
         return [], []
 
+    def checkpoint_wal(self) -> None:
+        """Copy the write-ahead log into the database file, where the engine has one."""
+
 
 class SqliteWriter(Writer):
     """`wait=False` is the event loop's own writer: it must never sleep on SQLite's busy
@@ -141,6 +144,15 @@ class SqliteWriter(Writer):
         self._conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
         if not self.wait:
             self._conn.execute("PRAGMA busy_timeout = 0")
+            # Never checkpoint on the event loop: copying the WAL into the database and
+            # syncing both stalls it for milliseconds, every ~1,000 pages (about every 150
+            # commits of one entry): the writer thread does it (`checkpoint_wal`).
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint_wal(self) -> None:
+        """A passive checkpoint: as much of the WAL as no reader still needs, without
+        waiting for anyone (SQLite works without the GIL meanwhile)."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
         cur = self._conn.cursor()

@@ -382,3 +382,29 @@ def test_a_stopped_sequencer_writer_reaches_every_worker(
     assert worker.failure == "the disk is on fire"
     with pytest.raises(AuditWriteError, match="the audit writer stopped: the disk is on fire"):
         _append_many(worker, 1, 1, "after")
+
+
+def test_a_silent_sequencer_fails_the_append_after_its_timeout(tmp_path: Path) -> None:
+    """A sequencer that takes the frame and never answers (hung, not dead): the request
+    stops waiting, so the gateway answers 503 audit_unavailable instead of hanging."""
+    path = str(tmp_path / "silent.sock")
+
+    async def scenario() -> AuditWriteError:
+        async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(-1)  # reads everything, answers nothing
+
+        server = await asyncio.start_unix_server(swallow, path)
+        client = seq.Client(path, answer_timeout=0.3)
+        try:
+            with pytest.raises(AuditWriteError) as info:
+                await client.append("01J0000000000000000000000A", "2026-11-26T00:00:00.000Z",
+                                    b'{"id":"01J0000000000000000000000A"}')
+            assert client.pending == 0  # nothing left waiting for an answer
+            return info.value
+        finally:
+            client.close()
+            server.close()
+
+    error = asyncio.run(scenario())
+    assert str(error) == (f"the audit sequencer at {path} did not answer within 0.3 s: the "
+                          "entry may or may not be committed")

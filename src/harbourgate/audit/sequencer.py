@@ -52,6 +52,7 @@ log = logging.getLogger("harbourgate.audit")
 ENV = "HARBOURGATE_AUDIT_SEQUENCER"  # the socket path serve gives its workers
 MAX_FRAME = 16 << 20  # a frame's bytes after its length prefix
 MAX_IN_FLIGHT = 4096
+ANSWER_TIMEOUT_S = 30.0  # a worker's longest wait for the sequencer to answer an append
 
 # kinds: requests, then answers
 APPEND, CHECKPOINT, STATUS = 1, 2, 3
@@ -397,8 +398,9 @@ class Client:
     one loop iteration leave in one write; each waits for its own answer. A lost
     connection fails what is waiting (`AuditWriteError`); the next append reconnects."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, answer_timeout: float = ANSWER_TIMEOUT_S) -> None:
         self.path = path
+        self.answer_timeout = answer_timeout
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Future[None] | None = None
         self._waiting: dict[int, asyncio.Future[bytes]] = {}
@@ -424,7 +426,11 @@ class Client:
         self._out.append(frame)
         if len(self._out) == 1:
             loop.call_soon(self._flush)
-        returned = (await answer).decode("ascii")
+        timer = loop.call_later(self.answer_timeout, self._give_up, number)
+        try:
+            returned = (await answer).decode("ascii")
+        finally:
+            timer.cancel()
         if returned != entry_id:
             raise AuditWriteError(f"the audit sequencer answered {returned} for {entry_id}")
         return returned
@@ -447,6 +453,14 @@ class Client:
         finally:
             self._connecting = None
         await connecting
+
+    def _give_up(self, number: int) -> None:
+        """A sequencer alive but silent: the request stops waiting (and gets no answer)."""
+        answer = self._waiting.pop(number, None)
+        if answer is not None and not answer.done():
+            answer.set_exception(AuditWriteError(
+                f"the audit sequencer at {self.path} did not answer within "
+                f"{self.answer_timeout:g} s: the entry may or may not be committed"))
 
     def _flush(self) -> None:
         out, self._out = self._out, []

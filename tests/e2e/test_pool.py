@@ -39,6 +39,7 @@ class Cluster:
     gateway: Process
     keys: dict[str, str]
     workdir: Path
+    processes: list[Process]  # every process started, tests' own included: stopped at the end
 
     def admin(self, path: str) -> Any:
         r = httpx.get(self.gateway.url + "/admin/v1" + path, timeout=30,
@@ -115,7 +116,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                            headers={"Authorization": "Bearer e2e-operator-token-0123456789"})
             assert r.status_code in (200, 201), r.text
             keys[app] = r.json()["key"]
-        yield Cluster(quick, slow, failing, mortal, gateway, keys, workdir)
+        yield Cluster(quick, slow, failing, mortal, gateway, keys, workdir, processes)
     finally:
         for p in reversed(processes):
             p.stop()
@@ -211,6 +212,7 @@ def test_a_server_dies_under_load_and_comes_back(cluster: Cluster) -> None:
 
     # It comes back on the same address, passes the health check, and gets traffic again.
     back = standin(cluster.workdir, "mortal-again", "--latency-ms", "200", port=mortal.port)
+    cluster.processes.append(back)
     cluster.mortal = back
     cluster.until(lambda: cluster.server(back)["state"] == "healthy", "the server's return")
     responses = send(cluster, 40)

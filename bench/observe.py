@@ -31,14 +31,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
-from threading import Thread
 from typing import Any
 
 import pipeline  # bench/pipeline.py: the app as serve builds it, and the request driver
+from compare import otlp_sink  # bench/compare.py: a local OTLP endpoint that takes anything
 
 from harbourgate import config
 from harbourgate.app import create_app, prepare
@@ -111,31 +109,6 @@ def _build() -> tuple[Any, str]:
     gc.collect()
     gc.freeze()
     return app, key
-
-
-@contextmanager
-def otlp_sink() -> Iterator[str]:
-    """A local OTLP/HTTP endpoint that accepts every export (an empty protobuf answer is a
-    valid Export*ServiceResponse), so the exporter does its whole job."""
-
-    class Sink(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            self.send_response(200)
-            self.send_header("content-type", "application/x-protobuf")
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def in_app(requests: int, repeat: int) -> None:

@@ -58,8 +58,7 @@ POOL = ClientPool()
 """The process-wide pool every network adapter shares unless given its own."""
 
 
-async def read_capped(response: wire.Response, route: str, limit: int,
-                      idle_timeout: float | None = None) -> bytes:
+async def read_capped(response: wire.Response, route: str, limit: int) -> bytes:
     """The whole body of a plain upstream answer, refused once it passes `limit` bytes (an
     upstream must not make the gateway hold an answer of any size in memory)."""
     declared = response.content_length
@@ -67,7 +66,7 @@ async def read_capped(response: wire.Response, route: str, limit: int,
         raise too_large_error(route, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.chunks(idle_timeout):
+    async for chunk in response.chunks():
         size += len(chunk)
         if size > limit:
             raise too_large_error(route, limit)

@@ -263,9 +263,7 @@ class Response:
 class Client:
     """Keep-alive connections per origin; one per event loop (a gateway worker has one)."""
 
-    def __init__(self, *, keepalive_s: float = KEEPALIVE_S, max_idle: int = MAX_IDLE) -> None:
-        self.keepalive_s = keepalive_s
-        self.max_idle = max_idle
+    def __init__(self) -> None:
         self.closed = False
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -302,7 +300,7 @@ class Client:
         idle = self._idle.get(origin)
         if not idle:
             return None
-        deadline = asyncio.get_running_loop().time() - self.keepalive_s
+        deadline = asyncio.get_running_loop().time() - KEEPALIVE_S
         while idle:
             conn = idle.pop()  # the most recently used: the least likely to be stale
             if conn.lost or conn.transport is None or conn.transport.is_closing() \
@@ -333,7 +331,7 @@ class Client:
             conn.close()
             return
         idle = self._idle.setdefault(conn.origin, [])
-        if len(idle) >= self.max_idle:
+        if len(idle) >= MAX_IDLE:
             conn.close()
             return
         conn.idle_since = asyncio.get_running_loop().time()

@@ -133,13 +133,52 @@ class SSEDecoder:
             head = b"".join(self._pending)
         self._pending = [tail] if tail else []
         self._pending_size = len(tail)
+        if b"\r" in head:  # every line end as "\n" (a "\r\n" split across reads was held)
+            head = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # `head` is whole lines; split it at once into blocks, each the lines of an event
+        # that a blank line closes, and `rest` (lines of an event still open, or nothing).
+        blocks = head.split(b"\n\n")
+        rest = blocks.pop()
         events: list[ServerSentEvent] = []
-        for raw in head.splitlines():
-            event = self._line(raw)
-            if event is not None:
-                events.append(event)
+        line = self._line
+        clean = not (self._has_data or self._event is not None or self._id is not None
+                     or self._retry is not None)  # no event left open by an earlier read
+        for block in blocks:
+            event = self._simple(block) if clean else None
+            if event is None:
+                for raw in block.split(b"\n"):
+                    event = line(raw)
+                    if event is not None:
+                        events.append(event)
+                event = line(b"")
+                clean = True  # a blank line resets the state
+                if event is None:
+                    continue
+            events.append(event)
+        if rest:
+            for raw in rest[:-1].split(b"\n"):
+                event = line(raw)
+                if event is not None:
+                    events.append(event)
         self._check(self._pending_size)
         return events
+
+    def _simple(self, block: bytes) -> ServerSentEvent | None:
+        """The event of a block that is one `data: ` line, perhaps after one `event: ` line
+        (nearly every event an upstream sends), without going line by line; None for any
+        other block, which the caller reads line by line."""
+        name: str | None = None
+        if block.startswith(b"event: "):
+            end = block.find(b"\n")
+            if end < 0:
+                return None
+            name = block[7:end].decode("utf-8", errors="replace") or None
+            block = block[end + 1:]
+        if not block.startswith(b"data: ") or b"\n" in block:
+            return None
+        if len(block) - 6 > self._max:
+            raise EventTooLarge(f"an event of more than {self._max} bytes")
+        return ServerSentEvent(name, block[6:].decode("utf-8", errors="replace"))
 
     def end(self) -> list[ServerSentEvent]:
         """The stream ended: a held-back final `\r` ends its line; an event not closed by a

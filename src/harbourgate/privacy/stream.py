@@ -32,6 +32,7 @@ Build = Callable[[Event, Channel, str], Event]
 # Anthropic delta types that carry model-written text, and the field that holds it.
 _ANTHROPIC_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json",
                      "thinking_delta": "thinking"}
+_PLAIN = frozenset({"role", "content"})  # a chat delta that carries at most text
 # Keys whose strings are identifiers, not model-written text (signatures stay untouched).
 _STRUCTURAL = frozenset({"id", "type", "role", "model", "object", "item_id", "call_id",
                          "name", "status", "signature", "encrypted_content", "stop_reason",
@@ -57,18 +58,16 @@ class StreamRestore:
     and returns the events to send before it; `finish()` returns what is still held back
     when the stream ends without closing its channels."""
 
-    __slots__ = ("_before", "_restorers", "_session", "_templates")
+    __slots__ = ("_restorers", "_session", "_templates", "before")
 
     def __init__(self, shape: str, session: PseudonymSession) -> None:
         self._session = session
         self._restorers: dict[Channel, StreamRestorer] = {}  # only those holding text back
         # channel -> (event the held-back text belongs to, how to build a delta from it)
         self._templates: dict[Channel, tuple[Event, Build]] = {}
-        self._before = {"openai": self._openai, "anthropic": self._anthropic,
-                        "responses": self._responses}[shape]
-
-    def before(self, event: Event) -> list[Event]:
-        return self._before(event)
+        self.before: Callable[[Event], list[Event]] = {
+            "openai": self._openai, "anthropic": self._anthropic,
+            "responses": self._responses}[shape]
 
     def finish(self) -> list[Event]:
         out: list[Event] = []
@@ -126,9 +125,13 @@ class StreamRestore:
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            index = choice.get("index", 0)
             ends = bool(choice.get("finish_reason"))
             delta = choice.get("delta")
+            if not self._restorers and isinstance(delta, dict) and delta.keys() <= _PLAIN:
+                text = delta.get("content")  # the common chunk: at most text, nothing held
+                if not isinstance(text, str) or "[" not in text:
+                    continue
+            index = choice.get("index", 0)
             if isinstance(delta, dict):
                 for field in ("content", "refusal"):
                     text = delta.get(field)

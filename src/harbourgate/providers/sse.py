@@ -144,6 +144,11 @@ class SSEDecoder:
         clean = not (self._has_data or self._event is not None or self._id is not None
                      or self._retry is not None)  # no event left open by an earlier read
         for block in blocks:
+            if clean and block[:6] == b"data: " and b"\n" not in block:  # most blocks
+                if len(block) - 6 > self._max:
+                    raise EventTooLarge(f"an event of more than {self._max} bytes")
+                events.append(ServerSentEvent(None, block[6:].decode("utf-8", errors="replace")))
+                continue
             event = self._simple(block) if clean else None
             if event is None:
                 for raw in block.split(b"\n"):

@@ -164,6 +164,10 @@ class UsageMeter:
             self.final = kind == "message_delta"
 
 
+_PLAIN_DELTA = frozenset({"role", "content"})
+"""The keys of a chat delta that carries at most text (`content`)."""
+
+
 def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
     """The text, tool arguments or thinking one stream event delivers ("" for none)."""
     if shape == "openai":
@@ -172,6 +176,11 @@ def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
                 continue
+            if delta.keys() <= _PLAIN_DELTA:  # nearly every chunk: one look-up
+                text = delta.get("content")
+                if isinstance(text, str):
+                    pieces.append(text)
+                continue
             for key in ("content", "refusal", "reasoning_content"):
                 if isinstance(delta.get(key), str):
                     pieces.append(delta[key])
@@ -179,7 +188,7 @@ def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                     pieces.append(fn["arguments"])
-        return "".join(pieces)
+        return pieces[0] if len(pieces) == 1 else "".join(pieces)
     kind = data.get("type")
     if shape == "responses":
         delta = data.get("delta")

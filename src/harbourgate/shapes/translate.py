@@ -133,17 +133,25 @@ class UsageMeter:
                        output_tokens=max(reported.output_tokens, self._delivered))
 
     def feed(self, data: dict[str, Any]) -> None:
+        if self.shape == "openai":
+            choices = data.get("choices")
+            if choices:
+                text = _chat_text(choices)
+                if text:
+                    self._pieces.append(text)
+                    self._unfolded += len(text)
+                    if self._unfolded > 65_536:
+                        self._fold()
+            if data.get("usage"):
+                self.reported = openai_chat.usage_in(data["usage"])
+                self.final = True
+            return
         text = _delivered_text(self.shape, data)
         if text:
             self._pieces.append(text)
             self._unfolded += len(text)
             if self._unfolded > 65_536:
                 self._fold()
-        if self.shape == "openai":
-            if data.get("usage"):
-                self.reported = openai_chat.usage_in(data["usage"])
-                self.final = True
-            return
         kind = data.get("type")
         if self.shape == "responses":
             if kind in ("response.completed", "response.incomplete"):
@@ -171,24 +179,7 @@ _PLAIN_DELTA = frozenset({"role", "content"})
 def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
     """The text, tool arguments or thinking one stream event delivers ("" for none)."""
     if shape == "openai":
-        pieces: list[str] = []
-        for choice in data.get("choices") or ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict):
-                continue
-            if delta.keys() <= _PLAIN_DELTA:  # nearly every chunk: one look-up
-                text = delta.get("content")
-                if isinstance(text, str):
-                    pieces.append(text)
-                continue
-            for key in ("content", "refusal", "reasoning_content"):
-                if isinstance(delta.get(key), str):
-                    pieces.append(delta[key])
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") if isinstance(call, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    pieces.append(fn["arguments"])
-        return pieces[0] if len(pieces) == 1 else "".join(pieces)
+        return _chat_text(data.get("choices") or ())
     kind = data.get("type")
     if shape == "responses":
         delta = data.get("delta")
@@ -248,3 +239,25 @@ class StreamTranslator:
                 self.usage = event.usage  # type: ignore[union-attr]
             out += self._writer.write(event)
         return out
+
+
+def _chat_text(choices: Any) -> str:
+    """The text, refusal, reasoning and tool arguments a chat chunk's choices deliver."""
+    pieces: list[str] = []
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        if delta.keys() <= _PLAIN_DELTA:  # nearly every chunk: one look-up
+            text = delta.get("content")
+            if isinstance(text, str):
+                pieces.append(text)
+            continue
+        for key in ("content", "refusal", "reasoning_content"):
+            if isinstance(delta.get(key), str):
+                pieces.append(delta[key])
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                pieces.append(fn["arguments"])
+    return pieces[0] if len(pieces) == 1 else "".join(pieces)

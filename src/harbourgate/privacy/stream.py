@@ -40,16 +40,26 @@ _STRUCTURAL = frozenset({"id", "type", "role", "model", "object", "item_id", "ca
 
 
 def restore_strings(value: Any, restore: Callable[[str], str]) -> Any:
-    """Restore every model-written string in `value`, in place where it is a container."""
+    """Restore every model-written string in `value`, in place where it is a container.
+    A string without `[` holds no token: it is left as it is, without a call."""
     if isinstance(value, str):
-        return restore(value)
+        return restore(value) if "[" in value else value
     if isinstance(value, list):
         for i, item in enumerate(value):
-            value[i] = restore_strings(item, restore)
+            if isinstance(item, str):
+                if "[" in item:
+                    value[i] = restore(item)
+            elif isinstance(item, list | dict):
+                restore_strings(item, restore)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in _STRUCTURAL and not isinstance(item, int | float | bool | None):
-                value[key] = restore_strings(item, restore)
+            if key in _STRUCTURAL:
+                continue
+            if isinstance(item, str):
+                if "[" in item:
+                    value[key] = restore(item)
+            elif isinstance(item, list | dict):
+                restore_strings(item, restore)
     return value
 
 

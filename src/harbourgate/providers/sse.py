@@ -144,22 +144,27 @@ class SSEDecoder:
         clean = not (self._has_data or self._event is not None or self._id is not None
                      or self._retry is not None)  # no event left open by an earlier read
         for block in blocks:
-            if clean and block[:6] == b"data: " and b"\n" not in block:  # most blocks
-                if len(block) - 6 > self._max:
-                    raise EventTooLarge(f"an event of more than {self._max} bytes")
-                events.append(ServerSentEvent(None, block[6:].decode("utf-8", errors="replace")))
-                continue
-            event = self._simple(block) if clean else None
-            if event is None:
-                for raw in block.split(b"\n"):
-                    event = line(raw)
-                    if event is not None:
-                        events.append(event)
-                event = line(b"")
-                clean = True  # a blank line resets the state
-                if event is None:
+            if clean:  # the common blocks: one data line, perhaps after one event line
+                name: str | None = None
+                start = 0
+                if block[:7] == b"event: ":
+                    start = block.find(b"\n") + 1
+                    if start:
+                        name = block[7:start - 1].decode("utf-8", errors="replace") or None
+                if block[start:start + 6] == b"data: " and block.find(b"\n", start) < 0:
+                    if len(block) - start - 6 > self._max:
+                        raise EventTooLarge(f"an event of more than {self._max} bytes")
+                    events.append(ServerSentEvent(
+                        name, block[start + 6:].decode("utf-8", errors="replace")))
                     continue
-            events.append(event)
+            for raw in block.split(b"\n"):  # any other block, or one continuing an event
+                event = line(raw)
+                if event is not None:
+                    events.append(event)
+            event = line(b"")
+            clean = True  # a blank line resets the state
+            if event is not None:
+                events.append(event)
         if rest:
             for raw in rest[:-1].split(b"\n"):
                 event = line(raw)
@@ -167,23 +172,6 @@ class SSEDecoder:
                     events.append(event)
         self._check(self._pending_size)
         return events
-
-    def _simple(self, block: bytes) -> ServerSentEvent | None:
-        """The event of a block that is one `data: ` line, perhaps after one `event: ` line
-        (nearly every event an upstream sends), without going line by line; None for any
-        other block, which the caller reads line by line."""
-        name: str | None = None
-        if block.startswith(b"event: "):
-            end = block.find(b"\n")
-            if end < 0:
-                return None
-            name = block[7:end].decode("utf-8", errors="replace") or None
-            block = block[end + 1:]
-        if not block.startswith(b"data: ") or b"\n" in block:
-            return None
-        if len(block) - 6 > self._max:
-            raise EventTooLarge(f"an event of more than {self._max} bytes")
-        return ServerSentEvent(name, block[6:].decode("utf-8", errors="replace"))
 
     def end(self) -> list[ServerSentEvent]:
         """The stream ended: a held-back final `\r` ends its line; an event not closed by a

@@ -163,8 +163,7 @@ class _Connection(asyncio.Protocol):
         if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        if self.waiter is not None:  # a chunked answer calls this once per chunk
-            self._wake()
+        self._wake()
 
     def on_message_complete(self) -> None:
         self.complete = True

@@ -255,4 +255,3 @@ class StreamTranslator:
                 self.usage = event.usage  # type: ignore[union-attr]
             out += self._writer.write(event)
         return out
-

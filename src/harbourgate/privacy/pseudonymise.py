@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from harbourgate.privacy.classes import CLASSES, check_classes, format_counts
@@ -48,19 +47,21 @@ def token_for(kind: str, number: int) -> str:
 
 def canonical(kind: str, value: str) -> str:
     """The form two writings of one value share: widths folded, separators and case dropped."""
-    folded = fold_value(value)
+    return _forms(kind, value)[0]
+
+
+def _forms(kind: str, value: str) -> tuple[str, str]:
+    """`canonical(kind, value)`, and the value without separators as it may recur
+    ("9123 4567" -> "91234567"). One pass: an ASCII value (nearly all) has nothing to fold,
+    so its canonical form is its compact form in capitals."""
+    ascii_ = value.isascii()
+    folded = value if ascii_ else fold_value(value)
     if kind == "person_name":
-        return " ".join(folded.split()).casefold()
+        return " ".join(folded.split()).casefold(), value
     if kind == "email":
-        return folded.casefold()
-    return _SEPARATORS.sub("", folded).upper()
-
-
-def _compact(kind: str, value: str) -> str:
-    """The value without separators, as it may recur ("9123 4567" -> "91234567")."""
-    if kind in ("person_name", "email"):
-        return value
-    return _SEPARATORS.sub("", value)
+        return folded.casefold(), value
+    compact = _SEPARATORS.sub("", value)
+    return (compact if ascii_ else _SEPARATORS.sub("", folded)).upper(), compact
 
 
 def _forms_pattern(forms: Iterable[str]) -> re.Pattern[str]:
@@ -110,8 +111,8 @@ class PseudonymSession:
         self._scanner = scanner or _DEFAULT_SCANNER
         self._by_value: dict[tuple[str, str], str] = {}
         self._values: dict[str, str] = {}
-        self._issued_per_class: Counter[str] = Counter()
-        self._counts: Counter[str] = Counter()
+        self._issued_per_class: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
         self._reserved: set[str] = set()
         self._sorted_tokens: list[str] | None = []
         self._known: re.Pattern[str] | None = None
@@ -189,27 +190,33 @@ class PseudonymSession:
 
         def replace(m: re.Match[str]) -> str:
             token = known[m.group()]
-            self._counts[token[1:token.rindex("_")].lower()] += 1
+            kind = token[1:token.rindex("_")].lower()
+            self._counts[kind] = self._counts.get(kind, 0) + 1
             return token
 
         return pattern.sub(replace, text)
 
     def _token(self, kind: str, value: str) -> str:
-        self._counts[kind] += 1
-        key = (kind, canonical(kind, value))
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
+        same, compact = _forms(kind, value)
+        key = (kind, same)
         token = self._by_value.get(key)
         if token is None:
+            issued = self._issued_per_class
             while True:
-                self._issued_per_class[kind] += 1
-                token = token_for(kind, self._issued_per_class[kind])
+                number = issued[kind] = issued.get(kind, 0) + 1
+                token = token_for(kind, number)
                 if token not in self._reserved:
                     break
             self._by_value[key] = token
             self._values[token] = value
             self._sorted_tokens = None
-            for form in {value, _compact(kind, value)}:
-                if len(form) >= 2:
-                    self._known_forms.setdefault(form, token)
+            known = self._known_forms
+            if len(value) >= 2:
+                known.setdefault(value, token)
+            if compact is not value and len(compact) >= 2:
+                known.setdefault(compact, token)
             self._known = None
         return token
 
@@ -218,7 +225,8 @@ class PseudonymSession:
     @property
     def counts(self) -> dict[str, int]:
         """Class -> values replaced (occurrences), in `CLASSES` order: header and audit."""
-        return {c: self._counts[c] for c in CLASSES if self._counts[c]}
+        counts = self._counts
+        return {c: counts[c] for c in CLASSES if c in counts}
 
     def header_value(self) -> str:
         """The `X-Harbourgate-Pseudonymised` value, e.g. ``hk_id=1,phone=2``."""

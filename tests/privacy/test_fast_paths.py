@@ -15,7 +15,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harbourgate.privacy import CLASSES, Scanner, checks, names
+from harbourgate.privacy import CLASSES, Pseudonymiser, Scanner, checks, names
 from harbourgate.privacy.context import WINDOW, kind_before, passport_before
 from harbourgate.privacy.pseudonymise import _forms, canonical
 from harbourgate.privacy.scanner import Profile, Span, resolve
@@ -263,3 +263,21 @@ def test_profile_counts_count_each_class_in_class_order(kinds: list[str]) -> Non
     expected = Counter(kinds)
     assert profile.counts == {name: expected[name] for name in CLASSES if expected[name]}
     assert list(profile.counts) == [name for name in CLASSES if name in expected]
+
+
+# ---- the sweep over all the texts of a request at once ---------------------------------------
+
+SEED = "Tel: 9123 4567, HKID A123456(3), chan@example.com, Mr. Chan Tai Man"
+pieces = st.lists(st.sampled_from(["91234567", "9123 4567", "A123456(3)", "chan@example.com",
+                                   "Chan Tai Man", " call ", "x", "\0", "[PHONE_1]", "9",
+                                   "1234567", "陳"]), max_size=8).map("".join)
+
+
+@settings(max_examples=300)
+@given(st.lists(pieces, max_size=5))
+def test_one_sweep_over_all_texts_is_a_sweep_of_each(texts: list[str]) -> None:
+    together, apart = Pseudonymiser().session(), Pseudonymiser().session()
+    for session in (together, apart):
+        session.pseudonymise(SEED)
+    assert together._sweep(list(texts)) == [apart._sweep([t])[0] for t in texts]
+    assert together.counts == apart.counts

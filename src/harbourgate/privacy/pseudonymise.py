@@ -24,7 +24,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
-from harbourgate.privacy.classes import CLASSES, check_classes, format_counts
+from harbourgate.privacy.classes import CLASSES, check_classes
 from harbourgate.privacy.recognizers import Found
 from harbourgate.privacy.scanner import Profile, Scanner
 from harbourgate.privacy.text import fold_value
@@ -38,6 +38,7 @@ _SEPARATORS = re.compile(r"[\s\-().（）/]")
 # Up to this many known values, `_sweep` first tests which occur in a text at all.
 _FEW_FORMS = 32
 _DEFAULT_SCANNER = Scanner()
+_ALL_CLASSES = frozenset(CLASSES)
 
 
 def token_for(kind: str, number: int) -> str:
@@ -96,7 +97,7 @@ class Pseudonymiser:
         self.scanner = scanner or _DEFAULT_SCANNER
 
     def session(self) -> PseudonymSession:
-        return PseudonymSession(self.classes, self.scanner)
+        return PseudonymSession(self.classes, self.scanner)  # checked: not checked again
 
 
 class PseudonymSession:
@@ -107,7 +108,9 @@ class PseudonymSession:
     """
 
     def __init__(self, classes: Iterable[str] = CLASSES, scanner: Scanner | None = None):
-        self.classes = check_classes(classes)
+        # a set of known classes (what `check_classes` returns) is one already
+        self.classes = classes if type(classes) is frozenset and classes <= _ALL_CLASSES \
+            else check_classes(classes)
         self._scanner = scanner or _DEFAULT_SCANNER
         self._by_value: dict[tuple[str, str], str] = {}
         self._values: dict[str, str] = {}
@@ -130,7 +133,7 @@ class PseudonymSession:
         self.reserve(text)
         if not self.classes or not text:
             return text
-        return self._sweep(self._apply(text, self._scanner.find(text)))
+        return self._sweep([self._apply(text, self._scanner.find(text))])[0]
 
     def pseudonymise_many(self, texts: Sequence[str], profile: Profile | None = None) -> list[str]:
         """Pseudonymise all texts of a request. Reserves tokens across all of them first.
@@ -149,7 +152,7 @@ class PseudonymSession:
             for span in profile.spans:
                 per_part.setdefault(span.part, []).append((span.start, span.end, span.kind))
             out = [self._apply(t, per_part.get(i, [])) for i, t in enumerate(texts)]
-        return [self._sweep(t) for t in out]
+        return self._sweep(out)
 
     def _apply(self, text: str, found: list[Found]) -> str:
         pieces: list[str] = []
@@ -165,23 +168,26 @@ class PseudonymSession:
         pieces.append(text[pos:])
         return "".join(pieces)
 
-    def _sweep(self, text: str) -> str:
+    def _sweep(self, texts: list[str]) -> list[str]:
         """Replace further occurrences of values already tokenised in this request.
 
         A value recognised once (a phone after "Tel:", a name after "Mr.") is personal data
         wherever it recurs, also where its context is missing ("call 91234567 again").
 
         Usually there is nothing left to replace. With a few values, a substring test per
-        value (in C) shows that, and a pattern is built only for the values present; with
-        many, one pattern for all of them is built once and reused for every text.
+        value (in C) over all the texts at once shows that, and a pattern is built only for
+        the values present; with many, one pattern for all of them is built once and reused
+        for every text. (A value found only across the joints is a false alarm: it costs
+        the pattern, and replaces nothing.)
         """
         known = self._known_forms
-        if not known or not text:
-            return text
+        if not known:
+            return texts
         if len(known) <= _FEW_FORMS:
-            present = [form for form in known if form in text]
+            joined = texts[0] if len(texts) == 1 else "\0".join(texts)
+            present = [form for form in known if form in joined]
             if not present:
-                return text
+                return texts
             pattern = _forms_pattern(present)  # `re` keeps recent patterns compiled
         else:
             if self._known is None:
@@ -194,7 +200,7 @@ class PseudonymSession:
             self._counts[kind] = self._counts.get(kind, 0) + 1
             return token
 
-        return pattern.sub(replace, text)
+        return [pattern.sub(replace, text) if text else text for text in texts]
 
     def _token(self, kind: str, value: str) -> str:
         counts = self._counts
@@ -230,7 +236,7 @@ class PseudonymSession:
 
     def header_value(self) -> str:
         """The `X-Harbourgate-Pseudonymised` value, e.g. ``hk_id=1,phone=2``."""
-        return format_counts(self._counts)
+        return ",".join(f"{name}={n}" for name, n in self.counts.items())
 
     @property
     def tokens_issued(self) -> int:

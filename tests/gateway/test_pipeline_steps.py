@@ -4,14 +4,20 @@ database, no server, no ASGI."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 from time import perf_counter
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harbourgate.gateway import pipeline
 from harbourgate.gateway.errors import GatewayError
+from harbourgate.identity.attestation import UNKNOWN, EndUser
+from harbourgate.policy import UNKNOWN_END_USER, EndUserFacts
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import UpstreamError
 from tests.gateway.doubles import HKID, KEY, PHONE, SUSPENDED_KEY, rig, snapshot
@@ -193,3 +199,25 @@ def test_model_lookup_and_listing_are_decided() -> None:
 def test_services_share_one_pseudonymiser_per_class_set() -> None:
     services = pipeline.Services({}, Scanner(), rig().gateway.verifier)
     assert services.pseudonymiser(("phone",)) is services.pseudonymiser(("phone",))
+
+
+def test_end_user_facts_are_built_once_per_verified_user_and_equal_a_fresh_build() -> None:
+    user = EndUser(sub="user-1", nationality=("HK",), residence="HK",
+                   verification_level="document", issuer="https://id.example")
+    twin = dataclasses.replace(user)  # equal, but another object: built anew
+    facts = pipeline._end_user_facts(user)
+    assert facts == EndUserFacts(verified=True, nationality=("HK",), residence="HK",
+                                 verification_level="document",
+                                 issuer="https://id.example", sub="user-1")
+    assert pipeline._end_user_facts(user) is facts
+    assert pipeline._end_user_facts(twin) == facts
+    assert pipeline._end_user_facts(UNKNOWN) is UNKNOWN_END_USER
+    other = dataclasses.replace(user, sub="user-2", residence="CN")
+    assert pipeline._end_user_facts(other).sub == "user-2"
+    assert pipeline._end_user_facts(other).residence == "CN"
+
+
+@given(st.text(max_size=40))
+def test_the_record_names_an_end_user_by_a_digest_of_the_subject(sub: str) -> None:
+    expected = "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
+    assert pipeline._subject_digest(sub) == expected

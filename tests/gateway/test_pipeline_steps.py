@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from harbourgate.gateway import pipeline
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.identity.attestation import UNKNOWN, EndUser
-from harbourgate.policy import UNKNOWN_END_USER, EndUserFacts
+from harbourgate.policy import UNKNOWN_END_USER, DataFacts, EndUserFacts
 from harbourgate.privacy import Scanner
 from harbourgate.providers.base import UpstreamError
 from tests.gateway.doubles import HKID, KEY, PHONE, SUSPENDED_KEY, rig, snapshot
@@ -221,3 +221,24 @@ def test_end_user_facts_are_built_once_per_verified_user_and_equal_a_fresh_build
 def test_the_record_names_an_end_user_by_a_digest_of_the_subject(sub: str) -> None:
     expected = "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
     assert pipeline._subject_digest(sub) == expected
+
+
+@pytest.mark.parametrize("origin,region", [(None, None), ("CN", None), ("CN", "CN-GD-SZ")])
+@pytest.mark.parametrize("text", ["hello", f"HKID {HKID}, call {PHONE}"])
+def test_the_context_holds_the_data_facts_of_the_request(origin: str | None,
+                                                         region: str | None,
+                                                         text: str) -> None:
+    """Requests without origin or personal data share one `DataFacts`; it equals (and
+    records as) the facts built for the request."""
+    adm = admit(chat(text))
+    assert adm.ctx is not None and adm.profile is not None
+    snap = snapshot()
+    ctx = pipeline._context(snap, adm.caller, CHAT, "openai", snap.routes["fable-5"], "auto",
+                            UNKNOWN_END_USER, origin, region, adm.profile)
+    expected = DataFacts(origin=origin, region=region,
+                         classes=adm.profile.counts if adm.profile else {})
+    assert ctx.data == expected
+    assert ctx.to_dict()["data"] == {"origin": origin, "region": region,
+                                     "classes": dict(expected.classes)}
+    assert ctx.request.api == "openai" and ctx.request.endpoint == "chat"
+    assert ctx.model == snap.facts["fable-5"] and ctx.end_user is UNKNOWN_END_USER

@@ -238,16 +238,20 @@ def _context(snapshot: Snapshot, caller: Caller, endpoint: Endpoint, shape: Shap
              origin: str | None, region: str | None, profile: Profile | None
              ) -> policy.Context:
     """The one place a request's policy context is built."""
+    classes = profile.counts if profile else None
     return policy.Context(
-        application=caller.app_facts,
-        model=snapshot.facts[route.name] if route is not None else policy.ModelFacts(name=""),
-        request=policy.RequestFacts(time=datetime.now(UTC), api=shape,
-                                    endpoint=endpoint.name, fallback=fallback),
-        participant=caller.participant_facts,
-        end_user=end_user,
-        data=policy.DataFacts(origin=origin, region=region,
-                              classes=profile.counts if profile else {}),
+        caller.app_facts,
+        snapshot.facts[route.name] if route is not None else policy.ModelFacts(name=""),
+        policy.RequestFacts(datetime.now(UTC), shape, endpoint.name, fallback),
+        caller.participant_facts,
+        end_user,
+        _NO_DATA if classes is None and origin is None and region is None
+        else policy.DataFacts(origin, region, classes or {}),
     )
+
+
+# the data facts of most requests: no declared origin, no personal data found
+_NO_DATA = policy.DataFacts()
 
 
 def _route_for(snapshot: Snapshot, model: str) -> RouteConfig:

@@ -139,7 +139,7 @@ class Scanner:
         for part, text in enumerate(texts):
             if text:
                 spans.extend([_span((part, s, e, k)) for s, e, k in self.find(text)])
-        return Profile(tuple(spans))
+        return Profile(tuple(spans)) if spans else _EMPTY
 
     def __repr__(self) -> str:
         names = "all" if self._all else ",".join(c for c in CLASSES if c in self.classes)

@@ -208,3 +208,23 @@ def test_a_chat_and_a_stream_record_tokens_cost_first_token_and_latency_per_mode
         (used_in * 2.0 + used_out * 8.0) / 1e6)
     assert value(after, ttft) - value(before, ttft) == 1  # the stream only
     assert value(after, latency) - value(before, latency) == 2
+
+
+def test_label_values_that_bound_to_themselves_skip_the_mapping_and_others_do_not() -> None:
+    """The fast lookup of `_Bounded.labels` gives the child the bounded values give."""
+    metrics.configure(["fable-5"])
+    try:
+        ok = metrics.REQUESTS.labels("chat", "allow", "fable-5", "ok")
+        assert metrics.REQUESTS.labels("chat", "allow", "fable-5", "ok") is ok
+        assert ("chat", "allow", "fable-5", "ok") in metrics.REQUESTS._same
+        # "none" and "other" are bounded values, but a model named "none" is not a route
+        absent = metrics.REQUESTS.labels("chat", "allow", None, "ok")
+        named_none = metrics.REQUESTS.labels("chat", "allow", "none", "ok")
+        other = metrics.REQUESTS.labels("chat", "allow", "other", "ok")
+        assert absent is not named_none and named_none is other
+        assert metrics.REQUESTS.labels("chat", "allow", "none", "ok") is other
+        assert metrics.LATENCY.labels("chat") is metrics.LATENCY.labels("chat", None)
+        metrics.configure(["fable-6"])  # fable-5 is no route any more: it is "other"
+        assert metrics.REQUESTS.labels("chat", "allow", "fable-5", "ok") is other
+    finally:
+        metrics.configure([])

@@ -4,14 +4,20 @@ database, no server, no ASGI."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 from time import perf_counter
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harbourgate.gateway import pipeline
 from harbourgate.gateway.errors import GatewayError
+from harbourgate.identity.attestation import UNKNOWN, EndUser
+from harbourgate.policy import UNKNOWN_END_USER, DataFacts, EndUserFacts
 from harbourgate.privacy import Pseudonymiser, Scanner
 from harbourgate.providers.base import StreamEvent, UpstreamError
 from harbourgate.providers.sse import DONE, encode_event
@@ -196,7 +202,6 @@ def test_services_share_one_pseudonymiser_per_class_set() -> None:
     assert services.pseudonymiser(("phone",)) is services.pseudonymiser(("phone",))
 
 
-
 def relay_chunk(text: str) -> StreamEvent:
     return StreamEvent(None, {"id": "c", "choices": [
         {"index": 0, "delta": {"content": text}, "finish_reason": None}]})
@@ -219,3 +224,46 @@ def test_relay_of_a_session_that_issued_no_token_only_encodes() -> None:
     relay = pipeline.Relay("openai", Pseudonymiser(["phone"]).session())
     assert b"".join(relay.event(relay_chunk(p)) for p in pieces) + relay.end() == \
         b"".join(encode_event(relay_chunk(p)) for p in pieces) + DONE
+
+
+def test_end_user_facts_are_built_once_per_verified_user_and_equal_a_fresh_build() -> None:
+    user = EndUser(sub="user-1", nationality=("HK",), residence="HK",
+                   verification_level="document", issuer="https://id.example")
+    twin = dataclasses.replace(user)  # equal, but another object: built anew
+    facts = pipeline._end_user_facts(user)
+    assert facts == EndUserFacts(verified=True, nationality=("HK",), residence="HK",
+                                 verification_level="document",
+                                 issuer="https://id.example", sub="user-1")
+    assert pipeline._end_user_facts(user) is facts
+    assert pipeline._end_user_facts(twin) == facts
+    assert pipeline._end_user_facts(UNKNOWN) is UNKNOWN_END_USER
+    other = dataclasses.replace(user, sub="user-2", residence="CN")
+    assert pipeline._end_user_facts(other).sub == "user-2"
+    assert pipeline._end_user_facts(other).residence == "CN"
+
+
+@given(st.text(max_size=40))
+def test_the_record_names_an_end_user_by_a_digest_of_the_subject(sub: str) -> None:
+    expected = "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
+    assert pipeline._subject_digest(sub) == expected
+
+
+@pytest.mark.parametrize("origin,region", [(None, None), ("CN", None), ("CN", "CN-GD-SZ")])
+@pytest.mark.parametrize("text", ["hello", f"HKID {HKID}, call {PHONE}"])
+def test_the_context_holds_the_data_facts_of_the_request(origin: str | None,
+                                                         region: str | None,
+                                                         text: str) -> None:
+    """Requests without origin or personal data share one `DataFacts`; it equals (and
+    records as) the facts built for the request."""
+    adm = admit(chat(text))
+    assert adm.ctx is not None and adm.profile is not None
+    snap = snapshot()
+    ctx = pipeline._context(snap, adm.caller, CHAT, "openai", snap.routes["fable-5"], "auto",
+                            UNKNOWN_END_USER, origin, region, adm.profile)
+    expected = DataFacts(origin=origin, region=region,
+                         classes=adm.profile.counts if adm.profile else {})
+    assert ctx.data == expected
+    assert ctx.to_dict()["data"] == {"origin": origin, "region": region,
+                                     "classes": dict(expected.classes)}
+    assert ctx.request.api == "openai" and ctx.request.endpoint == "chat"
+    assert ctx.model == snap.facts["fable-5"] and ctx.end_user is UNKNOWN_END_USER

@@ -5,6 +5,7 @@ a bad `logging:` section exits 2 naming the key."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -115,7 +116,28 @@ def test_a_malformed_request_id_is_replaced_not_echoed(value: bytes | None) -> N
 
 
 def test_generated_request_ids_differ() -> None:
-    assert len({logs.new_request_id() for _ in range(1000)}) == 1000
+    ids = [logs.new_request_id() for _ in range(1000)]  # several reads of the random source
+    assert len(set(ids)) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_never_hands_out_its_parents_unused_request_ids() -> None:
+    logs.new_request_id()  # the parent now holds unused ids
+    unused = set(logs._ids)
+    assert unused
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its first ids, and leave at once
+        os.close(read)
+        os.write(write, "".join(logs.new_request_id() for _ in range(4)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    ids = {child[i:i + 32] for i in range(0, len(child), 32)}
+    assert len(ids) == 4 and not ids & unused
 
 
 @given(st.binary(max_size=300))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from harbourgate.policy import Context, PolicyError, vocab
 from harbourgate.policy.fields import FIELDS
+from harbourgate.policy.timeutil import format_instant
 from harbourgate.policy.yamlsrc import parse_text
 
 from .strategies import contexts
@@ -113,3 +114,19 @@ def test_the_declared_origin_is_what_rules_see_when_the_request_names_none() -> 
 @given(st.sampled_from(sorted(vocab.GBA_CITIES.values())))
 def test_every_gba_city_name_maps_to_its_code(name: str) -> None:
     assert vocab.GBA_CITIES[vocab.normalise_region(name)] == name
+
+
+def plain_format_instant(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.sampled_from([UTC, timezone(timedelta(0)), timezone(timedelta(hours=8)),
+                        timezone(timedelta(hours=-5, minutes=-30))]))
+def test_instants_are_formatted_in_utc_whatever_their_zone(value: datetime,
+                                                           zone: timezone) -> None:
+    instant = value.replace(tzinfo=zone)
+    assert format_instant(instant) == plain_format_instant(instant)
+    assert format_instant(instant).endswith("Z")

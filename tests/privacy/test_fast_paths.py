@@ -1,4 +1,5 @@
-"""The scanner's fast paths give the answers of the plain definitions they replace.
+"""The fast paths of the scanner and the pseudonymiser give the answers of the plain
+definitions they replace.
 
 Context words are searched with a charset-led pattern instead of a plain alternation, the
 text is folded only once a full-width letter or digit turns up, and IPv4 is one pattern
@@ -9,14 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harbourgate.privacy import CLASSES, Scanner, checks, names
+from harbourgate.privacy import CLASSES, Pseudonymiser, Scanner, checks, names
 from harbourgate.privacy.context import WINDOW, kind_before, passport_before
-from harbourgate.privacy.scanner import resolve
-from harbourgate.privacy.text import fold_width
+from harbourgate.privacy.pseudonymise import _forms, canonical
+from harbourgate.privacy.scanner import Profile, Span, resolve
+from harbourgate.privacy.text import fold_value, fold_width
 
 SCANNER = Scanner()
 WIDE = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
@@ -220,3 +223,61 @@ def test_email_local_part_is_at_most_64_characters() -> None:
     text = "x" * 70 + "@example.com"
     assert SCANNER.find(text) == [(6, 82, "email")]
     assert SCANNER.find("mail .john.doe@example.com") == [(6, 26, "email")]
+
+
+# ---- pseudonymisation: canonical and compact forms ------------------------------------------
+
+_SEP = re.compile(r"[\s\-().（）/]")
+
+
+def plain_canonical(kind: str, value: str) -> str:
+    folded = fold_value(value)
+    if kind == "person_name":
+        return " ".join(folded.split()).casefold()
+    if kind == "email":
+        return folded.casefold()
+    return _SEP.sub("", folded).upper()
+
+
+def plain_compact(kind: str, value: str) -> str:
+    return value if kind in ("person_name", "email") else _SEP.sub("", value)
+
+
+values = st.text(st.sampled_from("0123456789 -()（）/AaXx@.+_é\u3000\uff11\uff21\uff41ßİ陳"),
+                 max_size=20)
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(CLASSES), values)
+def test_forms_are_the_plain_canonical_and_compact_forms(kind: str, value: str) -> None:
+    assert _forms(kind, value) == (plain_canonical(kind, value), plain_compact(kind, value))
+    assert canonical(kind, value) == plain_canonical(kind, value)
+
+
+# ---- profile counts ------------------------------------------------------------------------
+
+
+@given(st.lists(st.sampled_from(CLASSES), max_size=12))
+def test_profile_counts_count_each_class_in_class_order(kinds: list[str]) -> None:
+    profile = Profile(tuple(Span(0, i, i + 1, kind) for i, kind in enumerate(kinds)))
+    expected = Counter(kinds)
+    assert profile.counts == {name: expected[name] for name in CLASSES if expected[name]}
+    assert list(profile.counts) == [name for name in CLASSES if name in expected]
+
+
+# ---- the sweep over all the texts of a request at once ---------------------------------------
+
+SEED = "Tel: 9123 4567, HKID A123456(3), chan@example.com, Mr. Chan Tai Man"
+pieces = st.lists(st.sampled_from(["91234567", "9123 4567", "A123456(3)", "chan@example.com",
+                                   "Chan Tai Man", " call ", "x", "\0", "[PHONE_1]", "9",
+                                   "1234567", "陳"]), max_size=8).map("".join)
+
+
+@settings(max_examples=300)
+@given(st.lists(pieces, max_size=5))
+def test_one_sweep_over_all_texts_is_a_sweep_of_each(texts: list[str]) -> None:
+    together, apart = Pseudonymiser().session(), Pseudonymiser().session()
+    for session in (together, apart):
+        session.pseudonymise(SEED)
+    assert together._sweep(list(texts)) == [apart._sweep([t])[0] for t in texts]
+    assert together.counts == apart.counts

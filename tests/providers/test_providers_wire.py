@@ -208,6 +208,54 @@ def test_silence_mid_body_is_a_timeout() -> None:
     assert scripted(handler, scenario) == [b"abc"]
 
 
+def test_a_deadline_bounds_the_wait_for_the_head_and_the_connection_is_not_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        if len(seen_requests) == 0:
+            seen_requests.append(1)
+            await asyncio.sleep(30)  # the first request never gets its head
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.read()
+
+    seen_requests: list[int] = []
+
+    async def scenario(url: str, client: wire.Client, seen: dict[str, Any]) -> tuple[bytes, int]:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            await client.request("POST", url, {}, b"{}", deadline=loop.time() + 0.3)
+        response = await client.request("POST", url, {}, b"{}", deadline=loop.time() + 30)
+        body = b"".join([chunk async for chunk in response.chunks(deadline=loop.time() + 30)])
+        response.release()
+        return body, int(seen["connections"])
+
+    assert scripted(handler, scenario) == (b"ok", 2)  # the timed-out connection was closed
+
+
+def test_a_deadline_bounds_the_whole_body_however_often_bytes_trickle_in() -> None:
+    """An idle timeout alone would never fire on a body sent a byte at a time; the
+    deadline (the route's timeout for a plain answer) does."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    async def scenario(url: str, client: wire.Client, seen: dict[str, Any]) -> int:
+        loop = asyncio.get_running_loop()
+        response = await client.request("POST", url, {}, b"{}", deadline=loop.time() + 30)
+        got = 0
+        with pytest.raises(TimeoutError):
+            async for chunk in response.chunks(5.0, deadline=loop.time() + 0.3):
+                got += len(chunk)
+        response.release()
+        return got
+
+    assert 0 < scripted(handler, scenario) < 1000
+
+
 def test_a_line_break_in_a_header_is_refused_before_anything_is_sent() -> None:
     async def scenario(url: str, client: wire.Client, seen: dict[str, Any]) -> int:
         with pytest.raises(ValueError, match="header 'x-a': a line break is not allowed"):

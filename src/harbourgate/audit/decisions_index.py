@@ -28,6 +28,8 @@ _UPDATE = (f"UPDATE decisions SET {', '.join(f'{c} = ?' for c in (*TOKENS, 'cost
 
 
 def _text(value: Any, width: int) -> str | None:
+    if isinstance(value, dict | list):  # as in the leaf (sorted keys), not as Python prints it
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()[:width]
     return None if value is None else str(value)[:width]
 
 

@@ -304,7 +304,10 @@ class AuditLog:
             raise record.RecordError("an entry id is a string of 1 to 40 characters")
         ts = record.timestamp()
         leaf = record.encode(rec, entry_id, ts)
-        return _Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts)
+        # The decisions index reads the record, not the leaf decoded again (~8 µs a leaf):
+        # the leaf is the JSON of exactly this mapping.
+        return _Pending(entry_id, leaf, merkle.leaf_hash(leaf), ts,
+                        record={**rec, "id": entry_id, "ts": ts})
 
     def _offer(self, item: _Pending) -> bool:
         """Queue `item` unless the queue is full (caller holds the condition)."""

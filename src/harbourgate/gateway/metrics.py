@@ -67,6 +67,8 @@ _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 def configure(route_names: Iterable[str]) -> None:
     """Declare the models that get their own label value (the configured routes)."""
     labels.configure(route_names)
+    for metric in _BOUNDED:  # a model name's bounded value may have changed
+        metric._same.clear()
 
 
 def _one_of(allowed: frozenset[str]) -> Callable[[str | None], str]:
@@ -98,8 +100,14 @@ class _Bounded:
         self._bounds = tuple(_BOUNDS[n] for n in labelnames)
         # children by bounded label values: as bounded as the series (every request asks)
         self._children: dict[tuple[str, ...], Any] = {}
+        # the children of label values that bound to themselves (nearly every request's):
+        # found without mapping them; as bounded as the series, emptied when bounds change
+        self._same: dict[tuple[Any, ...], Any] = {}
 
     def labels(self, *values: Any) -> Any:
+        child = self._same.get(values)
+        if child is not None:
+            return child
         missing = len(self._names) - len(values)
         if missing:
             if missing < 0:
@@ -109,6 +117,8 @@ class _Bounded:
         child = self._children.get(key)
         if child is None:
             child = self._children[key] = self._metric.labels(*key)
+        if key == values:
+            self._same[key] = child
         return child
 
 
@@ -116,13 +126,18 @@ def _apply(bound: Callable[[Any], str], value: Any) -> str:
     return bound(value)
 
 
+_BOUNDED: list[_Bounded] = []
+
+
 def _counter(name: str, doc: str, labels: tuple[str, ...]) -> _Bounded:
-    return _Bounded(Counter(name, doc, labels), labels)
+    _BOUNDED.append(_Bounded(Counter(name, doc, labels), labels))
+    return _BOUNDED[-1]
 
 
 def _histogram(name: str, doc: str, labels: tuple[str, ...],
                buckets: tuple[float, ...]) -> _Bounded:
-    return _Bounded(Histogram(name, doc, labels, buckets=buckets), labels)
+    _BOUNDED.append(_Bounded(Histogram(name, doc, labels, buckets=buckets), labels))
+    return _BOUNDED[-1]
 
 
 REQUESTS = _counter("harbourgate_requests_total", "Data-plane requests by outcome.",

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from time import perf_counter
 from typing import Any
 from urllib.parse import quote
@@ -237,16 +238,20 @@ def _context(snapshot: Snapshot, caller: Caller, endpoint: Endpoint, shape: Shap
              origin: str | None, region: str | None, profile: Profile | None
              ) -> policy.Context:
     """The one place a request's policy context is built."""
+    classes = profile.counts if profile else None
     return policy.Context(
-        application=caller.app_facts,
-        model=snapshot.facts[route.name] if route is not None else policy.ModelFacts(name=""),
-        request=policy.RequestFacts(time=datetime.now(UTC), api=shape,
-                                    endpoint=endpoint.name, fallback=fallback),
-        participant=caller.participant_facts,
-        end_user=end_user,
-        data=policy.DataFacts(origin=origin, region=region,
-                              classes=profile.counts if profile else {}),
+        caller.app_facts,
+        snapshot.facts[route.name] if route is not None else policy.ModelFacts(name=""),
+        policy.RequestFacts(datetime.now(UTC), shape, endpoint.name, fallback),
+        caller.participant_facts,
+        end_user,
+        _NO_DATA if classes is None and origin is None and region is None
+        else policy.DataFacts(origin, region, classes or {}),
     )
+
+
+# the data facts of most requests: no declared origin, no personal data found
+_NO_DATA = policy.DataFacts()
 
 
 def _route_for(snapshot: Snapshot, model: str) -> RouteConfig:
@@ -297,13 +302,33 @@ def _end_user(verifier: AttestationVerifier,
     return _end_user_facts(user)
 
 
+# The policy facts of the end users seen lately, by the identity of the verifier's `EndUser`
+# (its cache hands back the same object for the same attestation): most requests resend
+# one, so its facts are built once. Holding the user keeps its id from being reused.
+_END_USERS: dict[int, tuple[EndUser, policy.EndUserFacts]] = {}
+_END_USERS_MAX = 4096
+
+
 def _end_user_facts(user: EndUser) -> policy.EndUserFacts:
+    hit = _END_USERS.get(id(user))
+    if hit is not None and hit[0] is user:
+        return hit[1]
     if not user.verified:
         return policy.UNKNOWN_END_USER
-    return policy.EndUserFacts(verified=True, nationality=user.nationality,
-                               residence=user.residence,
-                               verification_level=user.verification_level,
-                               issuer=user.issuer, sub=user.sub)
+    facts = policy.EndUserFacts(verified=True, nationality=user.nationality,
+                                residence=user.residence,
+                                verification_level=user.verification_level,
+                                issuer=user.issuer, sub=user.sub)
+    if len(_END_USERS) >= _END_USERS_MAX:
+        _END_USERS.clear()
+    _END_USERS[id(user)] = (user, facts)
+    return facts
+
+
+@lru_cache(maxsize=4096)
+def _subject_digest(sub: str) -> str:
+    """The audit record's form of an end user's subject: never the subject itself."""
+    return "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
 
 
 def _default_model(caller: Caller) -> str:
@@ -592,8 +617,7 @@ def audit_record(adm: Admission, served: Served | None, status: int,
     if adm.ctx is not None:
         context = adm.ctx.to_dict()
         sub = adm.ctx.end_user.sub
-        context["end_user"]["sub"] = None if sub is None else \
-            "sha256:" + hashlib.sha256(sub.encode()).hexdigest()[:16]
+        context["end_user"]["sub"] = None if sub is None else _subject_digest(sub)
         record["context"] = context
     return record
 

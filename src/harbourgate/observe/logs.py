@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import re
-import secrets
 import time
 from typing import Any
 
@@ -37,9 +37,19 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 
 # -- request ids ----------------------------------------------------------------------------
 
+_IDS_PER_READ = 256
+_ids: list[str] = []  # unused fresh ids: one read of the OS's random source makes 256
+os.register_at_fork(after_in_child=_ids.clear)  # a forked worker never reuses its parent's
+
+
 def new_request_id() -> str:
     """A fresh request id: 32 hex digits (128 random bits)."""
-    return secrets.token_hex(16)
+    try:
+        return _ids.pop()
+    except IndexError:
+        raw = os.urandom(16 * _IDS_PER_READ).hex()
+        _ids.extend(raw[i:i + 32] for i in range(32, len(raw), 32))
+        return raw[:32]
 
 
 def request_id(value: bytes | None) -> str:

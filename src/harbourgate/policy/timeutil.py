@@ -33,6 +33,7 @@ def parse_instant(value: object) -> datetime:
 
 def format_instant(value: datetime) -> str:
     """UTC, seconds precision (sub-second kept when present), with a Z."""
-    value = value.astimezone(UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the gateway's own clock reads are UTC already
+        value = value.astimezone(UTC)
+    # `isoformat()` gives microseconds exactly when there are any, then "+00:00"
+    return value.isoformat()[:-6] + "Z"

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from harbourgate.privacy.classes import CLASSES, check_classes, format_counts
+from harbourgate.privacy.classes import CLASSES, check_classes
 from harbourgate.privacy.recognizers import Found
 from harbourgate.privacy.scanner import Profile, Scanner
 from harbourgate.privacy.text import fold_value
@@ -39,6 +38,7 @@ _SEPARATORS = re.compile(r"[\s\-().（）/]")
 # Up to this many known values, `_sweep` first tests which occur in a text at all.
 _FEW_FORMS = 32
 _DEFAULT_SCANNER = Scanner()
+_ALL_CLASSES = frozenset(CLASSES)
 
 
 def token_for(kind: str, number: int) -> str:
@@ -48,19 +48,21 @@ def token_for(kind: str, number: int) -> str:
 
 def canonical(kind: str, value: str) -> str:
     """The form two writings of one value share: widths folded, separators and case dropped."""
-    folded = fold_value(value)
+    return _forms(kind, value)[0]
+
+
+def _forms(kind: str, value: str) -> tuple[str, str]:
+    """`canonical(kind, value)`, and the value without separators as it may recur
+    ("9123 4567" -> "91234567"). One pass: an ASCII value (nearly all) has nothing to fold,
+    so its canonical form is its compact form in capitals."""
+    ascii_ = value.isascii()
+    folded = value if ascii_ else fold_value(value)
     if kind == "person_name":
-        return " ".join(folded.split()).casefold()
+        return " ".join(folded.split()).casefold(), value
     if kind == "email":
-        return folded.casefold()
-    return _SEPARATORS.sub("", folded).upper()
-
-
-def _compact(kind: str, value: str) -> str:
-    """The value without separators, as it may recur ("9123 4567" -> "91234567")."""
-    if kind in ("person_name", "email"):
-        return value
-    return _SEPARATORS.sub("", value)
+        return folded.casefold(), value
+    compact = _SEPARATORS.sub("", value)
+    return (compact if ascii_ else _SEPARATORS.sub("", folded)).upper(), compact
 
 
 def _forms_pattern(forms: Iterable[str]) -> re.Pattern[str]:
@@ -95,7 +97,7 @@ class Pseudonymiser:
         self.scanner = scanner or _DEFAULT_SCANNER
 
     def session(self) -> PseudonymSession:
-        return PseudonymSession(self.classes, self.scanner)
+        return PseudonymSession(self.classes, self.scanner)  # checked: not checked again
 
 
 class PseudonymSession:
@@ -106,12 +108,14 @@ class PseudonymSession:
     """
 
     def __init__(self, classes: Iterable[str] = CLASSES, scanner: Scanner | None = None):
-        self.classes = check_classes(classes)
+        # a set of known classes (what `check_classes` returns) is one already
+        self.classes = classes if type(classes) is frozenset and classes <= _ALL_CLASSES \
+            else check_classes(classes)
         self._scanner = scanner or _DEFAULT_SCANNER
         self._by_value: dict[tuple[str, str], str] = {}
         self._values: dict[str, str] = {}
-        self._issued_per_class: Counter[str] = Counter()
-        self._counts: Counter[str] = Counter()
+        self._issued_per_class: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
         self._reserved: set[str] = set()
         self._sorted_tokens: list[str] | None = []
         self._known: re.Pattern[str] | None = None
@@ -129,7 +133,7 @@ class PseudonymSession:
         self.reserve(text)
         if not self.classes or not text:
             return text
-        return self._sweep(self._apply(text, self._scanner.find(text)))
+        return self._sweep([self._apply(text, self._scanner.find(text))])[0]
 
     def pseudonymise_many(self, texts: Sequence[str], profile: Profile | None = None) -> list[str]:
         """Pseudonymise all texts of a request. Reserves tokens across all of them first.
@@ -148,7 +152,7 @@ class PseudonymSession:
             for span in profile.spans:
                 per_part.setdefault(span.part, []).append((span.start, span.end, span.kind))
             out = [self._apply(t, per_part.get(i, [])) for i, t in enumerate(texts)]
-        return [self._sweep(t) for t in out]
+        return self._sweep(out)
 
     def _apply(self, text: str, found: list[Found]) -> str:
         pieces: list[str] = []
@@ -164,23 +168,26 @@ class PseudonymSession:
         pieces.append(text[pos:])
         return "".join(pieces)
 
-    def _sweep(self, text: str) -> str:
+    def _sweep(self, texts: list[str]) -> list[str]:
         """Replace further occurrences of values already tokenised in this request.
 
         A value recognised once (a phone after "Tel:", a name after "Mr.") is personal data
         wherever it recurs, also where its context is missing ("call 91234567 again").
 
         Usually there is nothing left to replace. With a few values, a substring test per
-        value (in C) shows that, and a pattern is built only for the values present; with
-        many, one pattern for all of them is built once and reused for every text.
+        value (in C) over all the texts at once shows that, and a pattern is built only for
+        the values present; with many, one pattern for all of them is built once and reused
+        for every text. (A value found only across the joints is a false alarm: it costs
+        the pattern, and replaces nothing.)
         """
         known = self._known_forms
-        if not known or not text:
-            return text
+        if not known:
+            return texts
         if len(known) <= _FEW_FORMS:
-            present = [form for form in known if form in text]
+            joined = texts[0] if len(texts) == 1 else "\0".join(texts)
+            present = [form for form in known if form in joined]
             if not present:
-                return text
+                return texts
             pattern = _forms_pattern(present)  # `re` keeps recent patterns compiled
         else:
             if self._known is None:
@@ -189,27 +196,33 @@ class PseudonymSession:
 
         def replace(m: re.Match[str]) -> str:
             token = known[m.group()]
-            self._counts[token[1:token.rindex("_")].lower()] += 1
+            kind = token[1:token.rindex("_")].lower()
+            self._counts[kind] = self._counts.get(kind, 0) + 1
             return token
 
-        return pattern.sub(replace, text)
+        return [pattern.sub(replace, text) if text else text for text in texts]
 
     def _token(self, kind: str, value: str) -> str:
-        self._counts[kind] += 1
-        key = (kind, canonical(kind, value))
+        counts = self._counts
+        counts[kind] = counts.get(kind, 0) + 1
+        same, compact = _forms(kind, value)
+        key = (kind, same)
         token = self._by_value.get(key)
         if token is None:
+            issued = self._issued_per_class
             while True:
-                self._issued_per_class[kind] += 1
-                token = token_for(kind, self._issued_per_class[kind])
+                number = issued[kind] = issued.get(kind, 0) + 1
+                token = token_for(kind, number)
                 if token not in self._reserved:
                     break
             self._by_value[key] = token
             self._values[token] = value
             self._sorted_tokens = None
-            for form in {value, _compact(kind, value)}:
-                if len(form) >= 2:
-                    self._known_forms.setdefault(form, token)
+            known = self._known_forms
+            if len(value) >= 2:
+                known.setdefault(value, token)
+            if compact is not value and len(compact) >= 2:
+                known.setdefault(compact, token)
             self._known = None
         return token
 
@@ -218,11 +231,12 @@ class PseudonymSession:
     @property
     def counts(self) -> dict[str, int]:
         """Class -> values replaced (occurrences), in `CLASSES` order: header and audit."""
-        return {c: self._counts[c] for c in CLASSES if self._counts[c]}
+        counts = self._counts
+        return {c: counts[c] for c in CLASSES if c in counts}
 
     def header_value(self) -> str:
         """The `X-Harbourgate-Pseudonymised` value, e.g. ``hk_id=1,phone=2``."""
-        return format_counts(self._counts)
+        return ",".join(f"{name}={n}" for name, n in self.counts.items())
 
     @property
     def tokens_issued(self) -> int:

@@ -10,7 +10,6 @@ the class earlier in `CLASSES` (the more specific) wins; then the earlier start.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -42,8 +41,12 @@ class Profile:
     @cached_property
     def counts(self) -> dict[str, int]:
         """Class -> number of values found, in `CLASSES` order."""
-        found = Counter(span.kind for span in self.spans)
-        return {name: found[name] for name in CLASSES if found[name]}
+        if not self.spans:
+            return {}
+        found: dict[str, int] = {}
+        for span in self.spans:
+            found[span.kind] = found.get(span.kind, 0) + 1
+        return {name: found[name] for name in CLASSES if name in found}
 
     @property
     def classes(self) -> frozenset[str]:
@@ -136,7 +139,7 @@ class Scanner:
         for part, text in enumerate(texts):
             if text:
                 spans.extend([_span((part, s, e, k)) for s, e, k in self.find(text)])
-        return Profile(tuple(spans))
+        return Profile(tuple(spans)) if spans else _EMPTY
 
     def __repr__(self) -> str:
         names = "all" if self._all else ",".join(c for c in CLASSES if c in self.classes)

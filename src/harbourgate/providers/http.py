@@ -58,15 +58,17 @@ POOL = ClientPool()
 """The process-wide pool every network adapter shares unless given its own."""
 
 
-async def read_capped(response: wire.Response, route: str, limit: int) -> bytes:
+async def read_capped(response: wire.Response, route: str, limit: int,
+                      deadline: float | None = None) -> bytes:
     """The whole body of a plain upstream answer, refused once it passes `limit` bytes (an
-    upstream must not make the gateway hold an answer of any size in memory)."""
+    upstream must not make the gateway hold an answer of any size in memory);
+    `TimeoutError` once the loop's clock reaches `deadline`."""
     declared = response.content_length
     if declared is not None and declared > limit:
         raise too_large_error(route, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.chunks():
+    async for chunk in response.chunks(deadline=deadline):
         size += len(chunk)
         if size > limit:
             raise too_large_error(route, limit)

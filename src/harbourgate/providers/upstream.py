@@ -209,16 +209,15 @@ class HTTPUpstream(abc.ABC):
         extra = passed_headers(shape, self.served, headers)
         client = self._pool.client()
         response: wire.Response | None = None
-        try:
-            async with asyncio.timeout(self.route.timeout_s):  # connecting + the headers
-                response = await client.request("POST", self._chat_url,
-                                                {**self._headers, **extra},
-                                                orjson.dumps(request))
-                if response.status >= 400:
-                    raise status_error(self.route.name, response.status,
-                                       await read_capped(response, self.route.name,
-                                                         self._pool.max_response_bytes),
-                                       response.headers.get("retry-after"))
+        deadline = asyncio.get_running_loop().time() + self.route.timeout_s
+        try:  # connecting and the head (and an error's body) within the route's timeout
+            response = await client.request("POST", self._chat_url, {**self._headers, **extra},
+                                            orjson.dumps(request), deadline=deadline)
+            if response.status >= 400:
+                raise status_error(self.route.name, response.status,
+                                   await read_capped(response, self.route.name,
+                                                     self._pool.max_response_bytes, deadline),
+                                   response.headers.get("retry-after"))
         except BaseException as exc:
             if response is not None:
                 response.release()
@@ -370,12 +369,13 @@ class HTTPUpstream(abc.ABC):
                     extra_headers: Mapping[str, str] | None = None) -> dict[str, Any]:
         headers = {**self._headers, **extra_headers} if extra_headers else self._headers
         response: wire.Response | None = None
+        deadline = asyncio.get_running_loop().time() + self.route.timeout_s
         try:
-            async with asyncio.timeout(self.route.timeout_s):
-                response = await self._pool.client().request("POST", url, headers,
-                                                             orjson.dumps(payload))
-                raw = await read_capped(response, self.route.name,
-                                        self._pool.max_response_bytes)
+            response = await self._pool.client().request("POST", url, headers,
+                                                         orjson.dumps(payload),
+                                                         deadline=deadline)
+            raw = await read_capped(response, self.route.name,
+                                    self._pool.max_response_bytes, deadline)
         except (OSError, TimeoutError) as exc:  # wire's errors are OSErrors
             raise connection_error(self.route.name, exc) from None
         finally:

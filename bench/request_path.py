@@ -1,0 +1,186 @@
+"""One request at a time through the gateway, in process: CPU per request of bench/run's
+variants, before and after a change.
+
+    .venv/bin/python bench/request_path.py [--baseline REF] [--variants plain,clean,...]
+        [--requests 2000] [--rounds 4] [--no-audit] [--profile]
+
+Builds the deployment `bench/run` measures (key, attestation, the four packs, the same
+prompts: bench/compare.py), starts the stand-in upstream in its own process, and drives
+the ASGI app with one request after another: the upstream call goes over HTTP and the
+audit log commits to SQLite as `serve` does, but there is no HTTP server in front, so the
+figure is the request path's own CPU (process time, the writer thread included) without
+uvicorn and without the other processes' noise. `--no-audit` swaps the audit log for an
+in-memory sink (what is left is the pipeline and the upstream call). With `--baseline`
+each round runs both trees in turn, each in its own process (PYTHONPATH to a `git archive`
+of REF), and the table gives the median of the rounds with their spread. `--profile`
+prints cProfile's heaviest functions for the working tree instead (one round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import compare  # bench/compare.py: the deployment and the prompts bench/run uses
+
+
+async def _drive(app: Any, headers: list[tuple[bytes, bytes]], path: str, body: bytes,
+                 n: int) -> tuple[float, float]:
+    """CPU seconds per request, and per request until its first body byte."""
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers,
+             "query_string": b"", "scheme": "http", "http_version": "1.1", "root_path": "",
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
+    never = asyncio.Event()
+    status, first, started = 0, 0.0, 0.0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, first, started
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message.get("body") and started:
+            first += time.process_time() - started
+            started = 0.0
+
+    begin = time.process_time()
+    for _ in range(n):
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await never.wait()
+            return {"type": "http.disconnect"}
+
+        started = time.process_time()
+        await app(scope, receive, send)
+        if status != 200:
+            raise SystemExit(f"{path}: status {status}")
+    return (time.process_time() - begin) / n, first / n
+
+
+class _MemorySink:
+    async def append(self, record: dict[str, Any], entry_id: str | None = None) -> str:
+        return "e"
+
+
+def measure(variants: list[str], requests: int, audit: bool, profile: bool) -> None:
+    """Child mode: print one JSON line of µs per request for each variant."""
+    from harbourgate import config
+    from harbourgate.app import create_app, prepare
+    from harbourgate.store import registry
+
+    work = Path(tempfile.mkdtemp(prefix="hg-request-path-"))
+    fleet = compare.Fleet(work)
+    try:
+        upstream = compare.start_standin(fleet)
+        jwks, attestation = compare.verifier(work)
+        settings = config.load(compare.harbourgate_config(
+            work, upstream.bases[0], jwks, database_url=None, redis_url=None), environ={})
+        prepare(settings)
+        app = create_app(settings)
+        with app.store.change() as conn:
+            key = registry.issue_key(conn, "acme-research").key
+        app.runtime.reload()
+        headers = [(b"authorization", f"Bearer {key}".encode()),
+                   (b"content-type", b"application/json"),
+                   (b"x-harbourgate-attestation", attestation.encode())]
+
+        async def run() -> dict[str, list[float]]:
+            inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            await inbox.put({"type": "lifespan.startup"})
+            life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+            assert (await outbox.get())["type"] == "lifespan.startup.complete"
+            if not audit:
+                app.gateway.audit = _MemorySink()
+            out: dict[str, list[float]] = {}
+            for name in variants:
+                variant = compare.VARIANT[name]
+                body = json.dumps(variant.body, ensure_ascii=False).encode()
+                path = "/v1/" + variant.path
+                await _drive(app, headers, path, body, 200)  # warm up
+                if profile:
+                    import cProfile
+                    import pstats
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                    await _drive(app, headers, path, body, requests)
+                    profiler.disable()
+                    print(f"\n== {name}")
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+                    continue
+                cpu, first = await _drive(app, headers, path, body, requests)
+                out[name] = [cpu * 1e6, first * 1e6]
+            await inbox.put({"type": "lifespan.shutdown"})
+            await life
+            return out
+
+        print(json.dumps(asyncio.run(run())), flush=True)
+    finally:
+        fleet.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", metavar="REF")
+    parser.add_argument("--variants", default="plain,clean,stream,responses")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--no-audit", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in compare.VARIANT]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}: {', '.join(compare.VARIANT)}")
+    if args.child or args.profile:
+        return measure(variants, args.requests, not args.no_audit, args.profile)
+
+    work = Path(tempfile.mkdtemp(prefix="hg-request-path-"))
+    trees = {"working tree": {}}
+    compare.snapshot_source(work / "new", None, trees["working tree"])
+    if args.baseline:
+        trees = {args.baseline: {}, **trees}
+        compare.snapshot_source(work / "base", args.baseline, trees[args.baseline])
+    argv = [sys.executable, __file__, "--child", "--variants", args.variants,
+            "--requests", str(args.requests), *(["--no-audit"] if args.no_audit else [])]
+    figures: dict[str, dict[str, list[list[float]]]] = {t: {} for t in trees}
+    for n in range(args.rounds):
+        for tree, env in trees.items() if n % 2 == 0 else reversed(trees.items()):
+            done = subprocess.run(argv, capture_output=True, text=True, check=False,
+                                  env={**os.environ, **env})
+            if done.returncode != 0:
+                raise SystemExit(f"{tree}: {done.stderr[-2000:]}")
+            for name, value in json.loads(done.stdout.splitlines()[-1]).items():
+                figures[tree].setdefault(name, []).append(value)
+    print(f"CPU µs per request, one at a time, in process ({args.requests} requests x "
+          f"{args.rounds} rounds; audit {'in memory' if args.no_audit else 'SQLite'}); "
+          "median of the rounds (lowest-highest); first byte: CPU until the answer's "
+          "first body byte\n")
+    print("| variant | tree | CPU µs/request | first byte µs |")
+    print("|---|---|---|---|")
+    for name in variants:
+        for tree in trees:
+            runs = figures[tree][name]
+            cpu, first = [r[0] for r in runs], [r[1] for r in runs]
+            print(f"| {name} | {tree} | {statistics.median(cpu):.1f} ({min(cpu):.1f}-"
+                  f"{max(cpu):.1f}) | {statistics.median(first):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

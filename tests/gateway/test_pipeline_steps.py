@@ -18,8 +18,9 @@ from harbourgate.gateway import pipeline
 from harbourgate.gateway.errors import GatewayError
 from harbourgate.identity.attestation import UNKNOWN, EndUser
 from harbourgate.policy import UNKNOWN_END_USER, DataFacts, EndUserFacts
-from harbourgate.privacy import Scanner
-from harbourgate.providers.base import UpstreamError
+from harbourgate.privacy import Pseudonymiser, Scanner
+from harbourgate.providers.base import StreamEvent, UpstreamError
+from harbourgate.providers.sse import DONE, encode_event
 from tests.gateway.doubles import HKID, KEY, PHONE, SUSPENDED_KEY, rig, snapshot
 
 HEADERS = {b"authorization": f"Bearer {KEY}".encode(), b"x-harbourgate-data-origin": b"HK"}
@@ -199,6 +200,30 @@ def test_model_lookup_and_listing_are_decided() -> None:
 def test_services_share_one_pseudonymiser_per_class_set() -> None:
     services = pipeline.Services({}, Scanner(), rig().gateway.verifier)
     assert services.pseudonymiser(("phone",)) is services.pseudonymiser(("phone",))
+
+
+def relay_chunk(text: str) -> StreamEvent:
+    return StreamEvent(None, {"id": "c", "choices": [
+        {"index": 0, "delta": {"content": text}, "finish_reason": None}]})
+
+
+def test_relay_restores_a_token_split_across_chunks() -> None:
+    session = Pseudonymiser(["phone"]).session()
+    assert session.pseudonymise(PHONE) == "[PHONE_1]"
+    relay = pipeline.Relay("openai", session)
+    wire = b"".join(relay.event(relay_chunk(p)) for p in ("call [PH", "ONE_1] or [P")) \
+        + relay.end()
+    texts = [orjson.loads(line[6:])["choices"][0]["delta"]["content"]
+             for line in wire.split(b"\n\n") if line.startswith(b"data: {")]
+    assert texts == ["call ", f"{PHONE} or ", "[P"]  # the unfinished token as written
+    assert wire.endswith(DONE)
+
+
+def test_relay_of_a_session_that_issued_no_token_only_encodes() -> None:
+    pieces = ("call [PH", "ONE_1] or [P")
+    relay = pipeline.Relay("openai", Pseudonymiser(["phone"]).session())
+    assert b"".join(relay.event(relay_chunk(p)) for p in pieces) + relay.end() == \
+        b"".join(encode_event(relay_chunk(p)) for p in pieces) + DONE
 
 
 def test_end_user_facts_are_built_once_per_verified_user_and_equal_a_fresh_build() -> None:

@@ -150,3 +150,30 @@ def test_a_stream_cut_short_gives_back_what_was_held() -> None:
     assert event["delta"]["text"] == "call "
     assert restore.finish() == [{"type": "content_block_delta", "index": 0,
                                  "delta": {"type": "text_delta", "text": "[PHONE_"}}]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+       st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+       st.lists(st.booleans(), min_size=1, max_size=30))
+def test_interleaved_channels_are_restored_apart(cuts_a: list[int], cuts_b: list[int],
+                                                 order: list[bool]) -> None:
+    """Two choices take turns: text without `[` passes by untouched only while no channel
+    holds a fragment back, and a held fragment is never lent to the other channel."""
+    plain = "no brackets here at all, just words and more words"
+    queues = {0: split(MODEL_TEXT, cuts_a), 1: split(plain + MODEL_TEXT, cuts_b)}
+    events: list[dict[str, Any]] = []
+    turn = 0
+    while queues[0] or queues[1]:
+        index = int(order[turn % len(order)]) if queues[0] and queues[1] else \
+            (0 if queues[0] else 1)
+        turn += 1
+        events.append({"choices": [{"index": index, "delta": {"content": queues[index].pop(0)},
+                                    "finish_reason": None}]})
+    events.append({"choices": [{"index": 1, "delta": {}, "finish_reason": "stop"}]})
+    out = run(StreamRestore("openai", session()), events)
+    texts = {0: "", 1: ""}
+    for e in out:
+        for choice in e["choices"]:
+            texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert texts == {0: EXPECTED, 1: plain + EXPECTED}

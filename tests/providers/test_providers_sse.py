@@ -191,3 +191,70 @@ def test_decoding_encoded_events_in_any_chunking_gives_them_back(
     decoded = decode(*pieces)
     assert [(e.event, orjson.loads(e.data)) for e in decoded] == [
         (e.event, e.data) for e in events]
+
+
+def reference_decode(wire: bytes) -> list[ServerSentEvent]:
+    """The WHATWG rules read line by line over the whole stream at once: the oracle the
+    decoder's block-at-a-time reading must agree with, however the bytes are split."""
+    events: list[ServerSentEvent] = []
+    name, data, has_data, id_, retry = None, [], False, None, None
+    for line in wire.splitlines(keepends=True):
+        line = line.rstrip(b"\r\n")
+        if not line:
+            if has_data or name is not None:
+                events.append(ServerSentEvent(name, "\n".join(data), id_, retry))
+            name, data, has_data, id_, retry = None, [], False, None, None
+            continue
+        if line.startswith(b":"):
+            continue
+        field, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
+            value = value[1:]
+        text = value.decode("utf-8", errors="replace")
+        if field == b"data":
+            data.append(text)
+            has_data = True
+        elif field == b"event":
+            name = text or None
+        elif field == b"id" and "\0" not in text:
+            id_ = text
+        elif field == b"retry" and text.isdigit():
+            retry = int(text)
+    return events
+
+
+sse_lines = st.one_of(
+    st.builds(lambda v: b"data: " + v, st.binary(max_size=12).filter(
+        lambda b: b"\n" not in b and b"\r" not in b)),
+    st.sampled_from([b"data:x", b"data", b"data: ", b"data:  two", b"event: ping",
+                     b"event:", b"event: ", b"id: 7", b"id", b"retry: 10", b"retry: x",
+                     b": comment", b":", b"foo: bar", b"", b"", b"data: \xe6\xb8", b"\xe6"]))
+
+
+@given(st.lists(st.lists(sse_lines, max_size=4), max_size=8),
+       st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=1, max_size=3),
+       st.lists(st.integers(min_value=0, max_value=300), max_size=10), st.booleans())
+def test_any_split_of_any_stream_decodes_as_the_line_by_line_reading(
+        blocks: list[list[bytes]], newlines: list[bytes], cuts: list[int],
+        unfinished: bool) -> None:
+    """Blocks, blank lines, comments, multi-line data, named events, odd fields, mixed line
+    ends and split characters: the same events for every chunking."""
+    wire = b""
+    for i, block in enumerate(blocks):
+        for j, line in enumerate([*block, b""]):
+            wire += line + newlines[(i + j) % len(newlines)]
+    if unfinished:
+        wire += b"data: open"
+    bounds = sorted({min(c, len(wire)) for c in cuts})
+    pieces = [wire[a:b] for a, b in zip([0, *bounds], [*bounds, len(wire)], strict=True)]
+    assert decode(*pieces) == reference_decode(wire)
+
+
+def test_decoder_reads_a_named_event_at_the_maximum_and_refuses_one_over_it() -> None:
+    decoder = SSEDecoder(max_event_bytes=10)
+    assert decoder.feed(b"event: e\ndata: " + b"a" * 10 + b"\n\n") == [
+        ServerSentEvent("e", "a" * 10)]
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"event: e\ndata: " + b"a" * 11 + b"\n\n")
+    with pytest.raises(EventTooLarge):
+        SSEDecoder(max_event_bytes=10).feed(b"data: " + b"a" * 11 + b"\n\n")

@@ -466,6 +466,37 @@ def test_an_error_event_mid_stream_is_passed_on(serve_app) -> None:  # type: ign
         assert error.message == "model 'odd': the upstream failed mid-stream: Overloaded"
 
 
+@pytest.mark.parametrize("error_event", [
+    b'data: {"error": {"message": "Overloaded"}}\n\n',
+    b'event: error\ndata: {"message": "ignored", "error": {"message": "Overloaded"}}\n\n',
+    b'data: {"type": "error", "error": {"message": "Overloaded"}}\n\n'])
+def test_an_openai_error_event_mid_stream_is_passed_on(serve_app, error_event: bytes) -> None:  # type: ignore[no-untyped-def]
+    """A bare error object, an event named error, an error type: passed through or
+    translated, each ends the stream with the upstream's message."""
+    chunk = orjson.dumps({"id": "c", "object": "chat.completion.chunk", "choices": [
+        {"index": 0, "delta": {"content": "partial"}, "finish_reason": None}]})
+    r = scripted_route(serve_app, "openai", Scripted(
+        200, SSE, b"data: " + chunk + b"\n\n", error_event))
+    for caller in ("openai", "anthropic"):
+        error = raises(r, streamed(caller))
+        assert (error.status, error.retryable) == (502, False)
+        assert error.message == "model 'odd': the upstream failed mid-stream: Overloaded"
+
+
+def test_a_responses_failure_mid_stream_is_passed_on(serve_app) -> None:  # type: ignore[no-untyped-def]
+    failed = orjson.dumps({"type": "response.failed", "sequence_number": 1, "response": {
+        "id": "r", "object": "response", "status": "failed", "output": [],
+        "error": {"code": "server_error", "message": "Overloaded"}}})
+    served = serve_app(Scripted(200, SSE, b"event: response.failed\ndata: " + failed + b"\n\n"))
+    r = RouteConfig(name="odd", provider="openai", api="responses", base_url=served.url + "/v1",
+                    timeout_s=5)
+    body = {"model": "gw-model", "input": "hello", "stream": True}
+    for caller, request in (("responses", body), ("openai", chat_body("openai", stream=True))):
+        error = raises(r, lambda up, c=caller, b=request: collect(up, c, b))
+        assert (error.status, error.retryable) == (502, False)
+        assert error.message == "model 'odd': the upstream failed mid-stream: Overloaded"
+
+
 def test_crlf_events_split_across_reads_are_understood(serve_app) -> None:  # type: ignore[no-untyped-def]
     chunk = orjson.dumps({"id": "c", "object": "chat.completion.chunk", "choices": [
         {"index": 0, "delta": {"content": "whole"}, "finish_reason": "stop"}]})

@@ -132,3 +132,25 @@ def test_a_stream_cut_short_is_metered_for_what_was_delivered(shape: str,
     assert meter.usage.output_tokens == delivered
     expected_input = 21 if shape == "anthropic" else estimate_input_tokens(shape, request)
     assert meter.usage.input_tokens == expected_input > 0
+
+
+def test_a_chat_stream_is_metered_for_every_kind_of_delivered_text() -> None:
+    """Plain text chunks (with or without the role), and chunks carrying refusals,
+    reasoning, tool arguments or several choices: all of it counts, in order."""
+    from harbourgate.shapes.translate import UsageMeter
+
+    meter = UsageMeter("openai", {"messages": [{"role": "user", "content": "hi"}]})
+    for event in (
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello "}}]},
+        {"choices": [{"index": 0, "delta": {"content": "there, "}}]},
+        {"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "thinking ", "content": "x "}}]},
+        {"choices": [{"index": 0, "delta": {"refusal": "no "}},
+                     {"index": 1, "delta": {"content": "yes "}}, "junk", {"delta": None}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"arguments": '{"a": 1}'}}, {"index": 1}]}}]},
+        {"choices": []},
+    ):
+        meter.feed(event)
+    delivered = "Hello there, x thinking no yes " + '{"a": 1}'
+    assert meter.usage.output_tokens == estimate_text(delivered)

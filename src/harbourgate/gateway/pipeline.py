@@ -688,21 +688,21 @@ def answer_headers(adm: Admission, served: Served | None,
 
 class Relay:
     """Turns a stream's caller-shape events into bytes for the wire, restoring pseudonyms
-    across event boundaries (`privacy.stream`)."""
+    across event boundaries (`privacy.stream`). A session that issued no token has nothing
+    to restore (nor any fragment of one to hold back): its stream is only encoded."""
 
     __slots__ = ("_restore", "shape")
 
     def __init__(self, shape: Shape, session: PseudonymSession | None) -> None:
         self.shape = shape
-        self._restore = StreamRestore(shape, session) if session is not None else None
+        self._restore = StreamRestore(shape, session) \
+            if session is not None and session.tokens_issued else None
 
     def event(self, event: StreamEvent) -> bytes:
-        if self._restore is None:
-            return encode_event(event)
-        extra = self._restore.before(event.data)
-        if not extra:
-            return encode_event(event)
-        return b"".join([*(encode_event(self._wrap(e)) for e in extra), encode_event(event)])
+        if self._restore is not None and (extra := self._restore.before(event.data)):
+            return b"".join([*(encode_event(self._wrap(e)) for e in extra),
+                             encode_event(event)])
+        return encode_event(event)
 
     def end(self) -> bytes:
         """What follows the last event: held-back text, and OpenAI's `[DONE]`."""

@@ -4,13 +4,17 @@ A model writes a pseudonym (``[PHONE_1]``) wherever it writes text: message text
 arguments (OpenAI ``tool_calls`` argument deltas, Anthropic ``input_json_delta``), thinking,
 refusals, and the Responses API's output items. A streamed token may be split across
 events anywhere, so each channel (an OpenAI choice's text or one of its tool calls, an
-Anthropic content block, a Responses output part) gets its own `StreamRestorer`, which holds
-back only a trailing fragment that could still become a token. What a channel holds back
-is sent in one extra delta just before the event that ends the channel.
+Anthropic content block, a Responses output part) that holds back a trailing fragment that
+could still become a token has its own `StreamRestorer`. What a channel holds back is sent
+in one extra delta just before the event that ends the channel.
+
+Most deltas hold no `[` and follow a delta that left nothing held back: nothing in them can
+change, so they are passed by without a restorer (one substring test each).
 
 Events are the payload dicts of the caller's shape (``"openai"`` Chat Completions chunks,
 ``"anthropic"`` Messages events, ``"responses"`` Responses events); they are restored in
-place. Nothing is copied per event: an extra delta is built from a few identifying fields.
+place. Nothing is copied per event: an extra delta is built from a few identifying fields
+(of the channel's key and its last event).
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from typing import Any
 from harbourgate.privacy.pseudonymise import PseudonymSession, StreamRestorer
 
 Event = dict[str, Any]
+Channel = tuple[Any, ...]
+Build = Callable[[Event, Channel, str], Event]
+"""How to build a delta carrying held-back text: (the channel's last event, its key, text)."""
 
 # Anthropic delta types that carry model-written text, and the field that holds it.
 _ANTHROPIC_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json",
                      "thinking_delta": "thinking"}
+_PLAIN = frozenset({"role", "content"})  # a chat delta that carries at most text
 # Keys whose strings are identifiers, not model-written text (signatures stay untouched).
 _STRUCTURAL = frozenset({"id", "type", "role", "model", "object", "item_id", "call_id",
                          "name", "status", "signature", "encrypted_content", "stop_reason",
@@ -32,16 +40,26 @@ _STRUCTURAL = frozenset({"id", "type", "role", "model", "object", "item_id", "ca
 
 
 def restore_strings(value: Any, restore: Callable[[str], str]) -> Any:
-    """Restore every model-written string in `value`, in place where it is a container."""
+    """Restore every model-written string in `value`, in place where it is a container.
+    A string without `[` holds no token: it is left as it is, without a call."""
     if isinstance(value, str):
-        return restore(value)
+        return restore(value) if "[" in value else value
     if isinstance(value, list):
         for i, item in enumerate(value):
-            value[i] = restore_strings(item, restore)
+            if isinstance(item, str):
+                if "[" in item:
+                    value[i] = restore(item)
+            elif isinstance(item, list | dict):
+                restore_strings(item, restore)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in _STRUCTURAL and not isinstance(item, int | float | bool | None):
-                value[key] = restore_strings(item, restore)
+            if key in _STRUCTURAL:
+                continue
+            if isinstance(item, str):
+                if "[" in item:
+                    value[key] = restore(item)
+            elif isinstance(item, list | dict):
+                restore_strings(item, restore)
     return value
 
 
@@ -50,18 +68,16 @@ class StreamRestore:
     and returns the events to send before it; `finish()` returns what is still held back
     when the stream ends without closing its channels."""
 
-    __slots__ = ("_before", "_restorers", "_session", "_templates")
+    __slots__ = ("_restorers", "_session", "_templates", "before")
 
     def __init__(self, shape: str, session: PseudonymSession) -> None:
         self._session = session
-        self._restorers: dict[tuple[Any, ...], StreamRestorer] = {}
+        self._restorers: dict[Channel, StreamRestorer] = {}  # only those holding text back
         # channel -> (event the held-back text belongs to, how to build a delta from it)
-        self._templates: dict[tuple[Any, ...], tuple[Event, Callable[[Event, str], Event]]] = {}
-        self._before = {"openai": self._openai, "anthropic": self._anthropic,
-                        "responses": self._responses}[shape]
-
-    def before(self, event: Event) -> list[Event]:
-        return self._before(event)
+        self._templates: dict[Channel, tuple[Event, Build]] = {}
+        self.before: Callable[[Event], list[Event]] = {
+            "openai": self._openai, "anthropic": self._anthropic,
+            "responses": self._responses}[shape]
 
     def finish(self) -> list[Event]:
         out: list[Event] = []
@@ -71,10 +87,11 @@ class StreamRestore:
 
     # -- channels -------------------------------------------------------------------------
 
-    def _feed(self, channel: tuple[Any, ...], event: Event,
-              build: Callable[[Event, str], Event], text: str, *, last: bool = False) -> str:
+    def _feed(self, channel: Channel, event: Event, build: Build, text: str, *,
+              last: bool = False) -> str:
         """The restored part of `text` that is safe to send now (all of it when `last`:
-        this event ends the channel, so nothing may stay held back)."""
+        this event ends the channel, so nothing may stay held back). A channel keeps a
+        restorer only while it holds text back: a fresh one holds nothing, as one emptied."""
         if last:
             self._templates.pop(channel, None)
             restorer = self._restorers.pop(channel, None)
@@ -83,20 +100,26 @@ class StreamRestore:
             return restorer.feed(text) + restorer.flush()
         restorer = self._restorers.get(channel)
         if restorer is None:
-            restorer = self._restorers[channel] = self._session.stream_restorer()
-        self._templates[channel] = (event, build)
-        return restorer.feed(text)
+            restorer = self._session.stream_restorer()
+        out = restorer.feed(text)
+        if restorer.pending:
+            self._restorers[channel] = restorer
+            self._templates[channel] = (event, build)
+        else:
+            self._restorers.pop(channel, None)
+            self._templates.pop(channel, None)
+        return out
 
-    def _flush(self, channel: tuple[Any, ...]) -> list[Event]:
+    def _flush(self, channel: Channel) -> list[Event]:
         restorer = self._restorers.pop(channel, None)
         template = self._templates.pop(channel, None)
         rest = restorer.flush() if restorer is not None else ""
         if not rest or template is None:
             return []
         event, build = template
-        return [build(event, rest)]
+        return [build(event, channel, rest)]
 
-    def _flush_where(self, match: Callable[[tuple[Any, ...]], bool]) -> list[Event]:
+    def _flush_where(self, match: Callable[[Channel], bool]) -> list[Event]:
         out: list[Event] = []
         for channel in [c for c in self._restorers if match(c)]:
             out += self._flush(channel)
@@ -112,26 +135,30 @@ class StreamRestore:
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            index = choice.get("index", 0)
             ends = bool(choice.get("finish_reason"))
             delta = choice.get("delta")
+            if not self._restorers and isinstance(delta, dict) and delta.keys() <= _PLAIN:
+                text = delta.get("content")  # the common chunk: at most text, nothing held
+                if not isinstance(text, str) or "[" not in text:
+                    continue
+            index = choice.get("index", 0)
             if isinstance(delta, dict):
                 for field in ("content", "refusal"):
                     text = delta.get(field)
-                    if isinstance(text, str) and text:
-                        delta[field] = self._feed(("c", index, field), event,
-                                                  _openai_text(index, field), text, last=ends)
+                    if isinstance(text, str) and text and ("[" in text or self._restorers):
+                        delta[field] = self._feed(("c", index, field), event, _openai_text,
+                                                  text, last=ends)
                 calls = delta.get("tool_calls")
                 if isinstance(calls, list):
                     for call in calls:
                         fn = call.get("function") if isinstance(call, dict) else None
                         args = fn.get("arguments") if isinstance(fn, dict) else None
-                        if isinstance(args, str) and args:
+                        if isinstance(args, str) and args and ("[" in args or self._restorers):
                             j = call.get("index", 0)
                             fn["arguments"] = self._feed(("t", index, j), event,  # type: ignore[index]
-                                                         _openai_args(index, j), args, last=ends)
-            if ends:  # the choice's other channels end too: what they hold goes first
-                out += self._flush_where(lambda c, i=index: c[1] == i)
+                                                         _openai_args, args, last=ends)
+            if ends and self._restorers:  # the choice's other channels end too: what they
+                out += self._flush_where(lambda c, i=index: c[1] == i)  # hold goes first
         return out
 
     # -- Anthropic Messages -----------------------------------------------------------------
@@ -143,9 +170,10 @@ class StreamRestore:
             if isinstance(delta, dict):
                 field = _ANTHROPIC_DELTAS.get(delta.get("type"))  # type: ignore[arg-type]
                 text = delta.get(field) if field is not None else None
-                if field is not None and isinstance(text, str) and text:
+                if field is not None and isinstance(text, str) and text \
+                        and ("[" in text or self._restorers):
                     delta[field] = self._feed(("b", event.get("index", 0)), event,
-                                              _anthropic_delta(delta["type"], field), text)
+                                              _anthropic_delta, text)
             return []
         if kind == "content_block_stop":
             return self._flush(("b", event.get("index", 0)))
@@ -162,9 +190,11 @@ class StreamRestore:
         if not isinstance(kind, str):
             return []
         if kind.endswith(".delta") and isinstance(event.get("delta"), str):
-            channel = (kind[:-6], event.get("output_index", 0), event.get("content_index"),
-                       event.get("summary_index"))
-            event["delta"] = self._feed(channel, event, _responses_delta, event["delta"])
+            text = event["delta"]
+            if "[" in text or self._restorers:
+                channel = (kind[:-6], event.get("output_index", 0), event.get("content_index"),
+                           event.get("summary_index"))
+                event["delta"] = self._feed(channel, event, _responses_delta, text)
             return []
         out: list[Event] = []
         if kind.endswith(".done"):
@@ -183,33 +213,30 @@ class StreamRestore:
         return out
 
 
-def _openai_text(index: int, field: str) -> Callable[[Event, str], Event]:
-    def build(chunk: Event, text: str) -> Event:
-        return {**_chunk_head(chunk), "choices": [
-            {"index": index, "delta": {field: text}, "finish_reason": None}]}
-    return build
+def _openai_text(chunk: Event, channel: Channel, text: str) -> Event:
+    _, index, field = channel
+    return {**_chunk_head(chunk), "choices": [
+        {"index": index, "delta": {field: text}, "finish_reason": None}]}
 
 
-def _openai_args(index: int, call: int) -> Callable[[Event, str], Event]:
-    def build(chunk: Event, text: str) -> Event:
-        return {**_chunk_head(chunk), "choices": [
-            {"index": index, "delta": {"tool_calls": [
-                {"index": call, "function": {"arguments": text}}]}, "finish_reason": None}]}
-    return build
+def _openai_args(chunk: Event, channel: Channel, text: str) -> Event:
+    _, index, call = channel
+    return {**_chunk_head(chunk), "choices": [
+        {"index": index, "delta": {"tool_calls": [
+            {"index": call, "function": {"arguments": text}}]}, "finish_reason": None}]}
 
 
 def _chunk_head(chunk: Event) -> Event:
     return {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
 
 
-def _anthropic_delta(kind: str, field: str) -> Callable[[Event, str], Event]:
-    def build(event: Event, text: str) -> Event:
-        return {"type": "content_block_delta", "index": event.get("index", 0),
-                "delta": {"type": kind, field: text}}
-    return build
+def _anthropic_delta(event: Event, channel: Channel, text: str) -> Event:
+    kind = event["delta"]["type"]  # the block's last delta: one that carried text
+    return {"type": "content_block_delta", "index": channel[1],
+            "delta": {"type": kind, _ANTHROPIC_DELTAS[kind]: text}}
 
 
-def _responses_delta(event: Event, text: str) -> Event:
+def _responses_delta(event: Event, channel: Channel, text: str) -> Event:
     out = {k: v for k, v in event.items() if k not in ("delta", "logprobs", "obfuscation")}
     out["delta"] = text
     return out

@@ -133,11 +133,43 @@ class SSEDecoder:
             head = b"".join(self._pending)
         self._pending = [tail] if tail else []
         self._pending_size = len(tail)
+        if b"\r" in head:  # every line end as "\n" (a "\r\n" split across reads was held)
+            head = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # `head` is whole lines; split it at once into blocks, each the lines of an event
+        # that a blank line closes, and `rest` (lines of an event still open, or nothing).
+        blocks = head.split(b"\n\n")
+        rest = blocks.pop()
         events: list[ServerSentEvent] = []
-        for raw in head.splitlines():
-            event = self._line(raw)
+        line = self._line
+        clean = not (self._has_data or self._event is not None or self._id is not None
+                     or self._retry is not None)  # no event left open by an earlier read
+        for block in blocks:
+            if clean:  # the common blocks: one data line, perhaps after one event line
+                name: str | None = None
+                start = 0
+                if block[:7] == b"event: ":
+                    start = block.find(b"\n") + 1
+                    if start:
+                        name = block[7:start - 1].decode("utf-8", errors="replace") or None
+                if block[start:start + 6] == b"data: " and block.find(b"\n", start) < 0:
+                    if len(block) - start - 6 > self._max:
+                        raise EventTooLarge(f"an event of more than {self._max} bytes")
+                    events.append(ServerSentEvent(
+                        name, block[start + 6:].decode("utf-8", errors="replace")))
+                    continue
+            for raw in block.split(b"\n"):  # any other block, or one continuing an event
+                event = line(raw)
+                if event is not None:
+                    events.append(event)
+            event = line(b"")
+            clean = True  # a blank line resets the state
             if event is not None:
                 events.append(event)
+        if rest:
+            for raw in rest[:-1].split(b"\n"):
+                event = line(raw)
+                if event is not None:
+                    events.append(event)
         self._check(self._pending_size)
         return events
 

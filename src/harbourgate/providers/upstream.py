@@ -309,23 +309,35 @@ class HTTPUpstream(abc.ABC):
         route = self.route.name
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        feed = meter.feed
 
-        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
-            if shape == "openai" and sse.data == "[DONE]":
+        def chat(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
+            if sse.data == "[DONE]":
                 return [], True
             data = orjson.loads(sse.data)
             if not isinstance(data, dict):
                 raise TypeError("an event that is not an object")
-            _raise_stream_error(route, sse, data)
-            meter.feed(data)
-            if shape == "openai":
-                if not include_usage:
-                    if not data.get("choices") and data.get("usage"):
-                        return [], False
-                    data.pop("usage", None)
-                data["model"] = route
-                return [StreamEvent(None, data)], False
+            if sse.event == "error" or "error" in data or "type" in data:
+                _raise_stream_error(route, sse, data)
+            feed(data)
+            if not include_usage:
+                if not data.get("choices") and data.get("usage"):
+                    return [], False
+                data.pop("usage", None)
+            data["model"] = route
+            return [StreamEvent(None, data)], False
+
+        if shape == "openai":
+            return chat
+
+        def translate(sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
+            data = orjson.loads(sse.data)
+            if not isinstance(data, dict):
+                raise TypeError("an event that is not an object")
             kind = data.get("type")
+            if sse.event == "error" or kind in _ERROR_KINDS or "error" in data:
+                _raise_stream_error(route, sse, data)
+            feed(data)
             if shape == "anthropic":
                 if kind == "message_start" and isinstance(data.get("message"), dict):
                     data["message"]["model"] = route
@@ -347,7 +359,8 @@ class HTTPUpstream(abc.ABC):
             data = orjson.loads(sse.data)
             if not isinstance(data, dict):
                 raise TypeError("an event that is not an object")
-            _raise_stream_error(route, sse, data)
+            if sse.event == "error" or "error" in data or data.get("type") in _ERROR_KINDS:
+                _raise_stream_error(route, sse, data)
             return translator.feed(data), translator.done
 
         return translate
@@ -397,7 +410,10 @@ class HTTPUpstream(abc.ABC):
                     continue
                 batch: list[StreamEvent] = []
                 for sse in decoder.feed(chunk):
-                    events, ended = self._translate(translate, sse)
+                    try:
+                        events, ended = translate(sse)
+                    except (TranslationError, *_SHAPE_ERRORS) as exc:
+                        raise self._unreadable(sse, exc) from None
                     batch += events
                     if ended:
                         break
@@ -405,7 +421,10 @@ class HTTPUpstream(abc.ABC):
                     yield batch
             batch = []
             for sse in [] if ended else decoder.end():
-                events, ended = self._translate(translate, sse)
+                try:
+                    events, ended = translate(sse)
+                except (TranslationError, *_SHAPE_ERRORS) as exc:
+                    raise self._unreadable(sse, exc) from None
                 batch += events
             if batch:
                 yield batch
@@ -422,19 +441,13 @@ class HTTPUpstream(abc.ABC):
             raise UpstreamError(f"model {name!r}: the upstream closed the stream before its "
                                 "end", retryable=False)
 
-    def _translate(self, translate: Translate,
-                   sse: ServerSentEvent) -> tuple[list[StreamEvent], bool]:
-        """`translate(sse)`, with anything unreadable turned into a mid-stream UpstreamError."""
-        try:
-            return translate(sse)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event that "
-                                f"is not JSON ({sse.data[:60]!r})", retryable=False) from None
-        except UpstreamError:
-            raise
-        except (TranslationError, *_SHAPE_ERRORS) as exc:
-            raise UpstreamError(f"model {self.route.name!r}: the upstream sent an event "
-                                f"of unexpected shape ({exc})", retryable=False) from None
+    def _unreadable(self, sse: ServerSentEvent, exc: Exception) -> UpstreamError:
+        """The mid-stream error for an event `translate` could not read (`exc`)."""
+        if isinstance(exc, orjson.JSONDecodeError):
+            return UpstreamError(f"model {self.route.name!r}: the upstream sent an event that "
+                                 f"is not JSON ({sse.data[:60]!r})", retryable=False)
+        return UpstreamError(f"model {self.route.name!r}: the upstream sent an event "
+                             f"of unexpected shape ({exc})", retryable=False)
 
 
 def _looks_like_answer(shape: Shape, data: dict[str, Any]) -> bool:
@@ -449,10 +462,15 @@ def _looks_like_answer(shape: Shape, data: dict[str, Any]) -> bool:
     return data.get("object") == "response" and isinstance(data.get("output"), list)
 
 
+_ERROR_KINDS = ("error", "response.failed")
+
+
 def _raise_stream_error(route: str, sse: ServerSentEvent, data: dict[str, Any]) -> None:
-    """An error event mid-stream (any of the three shapes) as an UpstreamError."""
+    """An error event mid-stream (any of the three shapes) as an UpstreamError. A caller
+    may skip an event that is not named `error` and has neither a `type` among
+    `_ERROR_KINDS` nor an `error` key: such an event is never one."""
     kind = data.get("type")
-    if sse.event == "error" or kind in ("error", "response.failed") or (
+    if sse.event == "error" or kind in _ERROR_KINDS or (
             kind is None and data.get("error")):
         error = data.get("error")
         if kind == "response.failed" and isinstance(data.get("response"), dict):

@@ -133,19 +133,28 @@ class UsageMeter:
                        output_tokens=max(reported.output_tokens, self._delivered))
 
     def feed(self, data: dict[str, Any]) -> None:
-        text = _delivered_text(self.shape, data)
-        if text:
+        shape = self.shape
+        kind = None
+        if shape == "openai":
+            choices = data.get("choices")
+            text = _chat_text(choices) if choices else ""
+        elif shape == "responses":  # text, arguments and reasoning come in `*.delta` events
+            kind = data.get("type")
+            text = data.get("delta") if isinstance(kind, str) and kind.endswith(".delta") else ""
+        else:
+            kind = data.get("type")
+            text = _anthropic_text(kind, data)
+        if text and isinstance(text, str):
             self._pieces.append(text)
             self._unfolded += len(text)
             if self._unfolded > 65_536:
                 self._fold()
-        if self.shape == "openai":
+        if shape == "openai":
             if data.get("usage"):
                 self.reported = openai_chat.usage_in(data["usage"])
                 self.final = True
             return
-        kind = data.get("type")
-        if self.shape == "responses":
+        if shape == "responses":
             if kind in ("response.completed", "response.incomplete"):
                 response = data.get("response")
                 if isinstance(response, dict):
@@ -164,27 +173,34 @@ class UsageMeter:
             self.final = kind == "message_delta"
 
 
-def _delivered_text(shape: Shape, data: dict[str, Any]) -> str:
-    """The text, tool arguments or thinking one stream event delivers ("" for none)."""
-    if shape == "openai":
-        pieces: list[str] = []
-        for choice in data.get("choices") or ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict):
-                continue
-            for key in ("content", "refusal", "reasoning_content"):
-                if isinstance(delta.get(key), str):
-                    pieces.append(delta[key])
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") if isinstance(call, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    pieces.append(fn["arguments"])
-        return "".join(pieces)
-    kind = data.get("type")
-    if shape == "responses":
-        delta = data.get("delta")
-        return delta if isinstance(kind, str) and kind.endswith(".delta") \
-            and isinstance(delta, str) else ""
+_PLAIN_DELTA = frozenset({"role", "content"})
+"""The keys of a chat delta that carries at most text (`content`)."""
+
+
+def _chat_text(choices: Any) -> str:
+    """The text, refusal, reasoning and tool arguments a chat chunk's choices deliver."""
+    pieces: list[str] = []
+    for choice in choices:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        if delta.keys() <= _PLAIN_DELTA:  # nearly every chunk: one look-up
+            text = delta.get("content")
+            if isinstance(text, str):
+                pieces.append(text)
+            continue
+        for key in ("content", "refusal", "reasoning_content"):
+            if isinstance(delta.get(key), str):
+                pieces.append(delta[key])
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                pieces.append(fn["arguments"])
+    return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+
+def _anthropic_text(kind: Any, data: dict[str, Any]) -> Any:
+    """The text, tool input or thinking of an Anthropic `content_block_delta`."""
     if kind == "content_block_delta" and isinstance(data.get("delta"), dict):
         delta = data["delta"]
         for key in ("text", "partial_json", "thinking"):

@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare  # bench/compare.py: the deployment and the prompts bench/run uses
+from pipeline import MemorySink  # bench/pipeline.py: the in-memory audit sink
 
 
 async def _drive(app: Any, headers: list[tuple[bytes, bytes]], path: str, body: bytes,
@@ -71,11 +72,6 @@ async def _drive(app: Any, headers: list[tuple[bytes, bytes]], path: str, body: 
     return (time.process_time() - begin) / n, first / n
 
 
-class _MemorySink:
-    async def append(self, record: dict[str, Any], entry_id: str | None = None) -> str:
-        return "e"
-
-
 def measure(variants: list[str], requests: int, audit: bool, profile: bool) -> None:
     """Child mode: print one JSON line of µs per request for each variant."""
     from harbourgate import config
@@ -105,7 +101,7 @@ def measure(variants: list[str], requests: int, audit: bool, profile: bool) -> N
             life = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
             assert (await outbox.get())["type"] == "lifespan.startup.complete"
             if not audit:
-                app.gateway.audit = _MemorySink()
+                app.gateway.audit = MemorySink()
             out: dict[str, list[float]] = {}
             for name in variants:
                 variant = compare.VARIANT[name]

@@ -26,50 +26,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import compare  # bench/compare.py: the deployment and the prompts bench/run uses
-from pipeline import MemorySink  # bench/pipeline.py: the in-memory audit sink
-
-
-async def _drive(app: Any, headers: list[tuple[bytes, bytes]], path: str, body: bytes,
-                 n: int) -> tuple[float, float]:
-    """CPU seconds per request, and per request until its first body byte."""
-    scope = {"type": "http", "method": "POST", "path": path, "headers": headers,
-             "query_string": b"", "scheme": "http", "http_version": "1.1", "root_path": "",
-             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000)}
-    never = asyncio.Event()
-    status, first, started = 0, 0.0, 0.0
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status, first, started
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message.get("body") and started:
-            first += time.process_time() - started
-            started = 0.0
-
-    begin = time.process_time()
-    for _ in range(n):
-        delivered = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await never.wait()
-            return {"type": "http.disconnect"}
-
-        started = time.process_time()
-        await app(scope, receive, send)
-        if status != 200:
-            raise SystemExit(f"{path}: status {status}")
-    return (time.process_time() - begin) / n, first / n
+from pipeline import MemorySink, drive_timed  # bench/pipeline.py: sink and driver
 
 
 def measure(variants: list[str], requests: int, audit: bool, profile: bool) -> None:
@@ -107,18 +70,18 @@ def measure(variants: list[str], requests: int, audit: bool, profile: bool) -> N
                 variant = compare.VARIANT[name]
                 body = json.dumps(variant.body, ensure_ascii=False).encode()
                 path = "/v1/" + variant.path
-                await _drive(app, headers, path, body, 200)  # warm up
+                await drive_timed(app, headers, path, body, 200)  # warm up
                 if profile:
                     import cProfile
                     import pstats
                     profiler = cProfile.Profile()
                     profiler.enable()
-                    await _drive(app, headers, path, body, requests)
+                    await drive_timed(app, headers, path, body, requests)
                     profiler.disable()
                     print(f"\n== {name}")
                     pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
                     continue
-                cpu, first = await _drive(app, headers, path, body, requests)
+                cpu, first = await drive_timed(app, headers, path, body, requests)
                 out[name] = [cpu * 1e6, first * 1e6]
             await inbox.put({"type": "lifespan.shutdown"})
             await life

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from harbourgate.directives import Directive
 from harbourgate.runtime import Runtime
 from harbourgate.store import Store, registry
 from harbourgate.store.directives import issue_directive
+from harbourgate.store.state import VersionProbe
 
 EXTRA = """\
 bundle: local-extra
@@ -71,6 +74,42 @@ def test_a_change_in_the_database_is_picked_up_by_polling(runtime: Runtime) -> N
         registry.issue_key(conn, "acme-research")
     runtime._poll()
     assert runtime.snapshot is not before and len(runtime.snapshot.callers) == 2
+
+
+def test_the_probe_reads_each_commit_and_holds_no_read_transaction(runtime: Runtime) -> None:
+    probe = VersionProbe(runtime.store.engine)
+    try:
+        version = probe.read()
+        assert version == runtime.snapshot.version
+        with runtime.store.change() as conn:
+            registry.issue_key(conn, "acme-research")
+        assert probe.read() == version + 1
+        # A reader left inside a statement would pin the WAL: a truncating checkpoint from
+        # another connection would then report itself busy (its first column).
+        other = sqlite3.connect(runtime.store.engine.url.database)
+        try:
+            assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        finally:
+            other.close()
+    finally:
+        probe.close()
+
+
+def test_the_watcher_reloads_after_a_commit_elsewhere(runtime: Runtime) -> None:
+    async def scenario() -> int:
+        watcher = asyncio.create_task(runtime.watch())
+        try:
+            with runtime.store.change() as conn:  # as another process would
+                registry.issue_key(conn, "acme-research")
+            for _ in range(400):  # 50 ms polls: generous, and no bound on the time taken
+                if len(runtime.snapshot.callers) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            return len(runtime.snapshot.callers)
+        finally:
+            watcher.cancel()
+
+    assert asyncio.run(scenario()) == 2
 
 
 def test_a_directive_is_compiled_into_the_policy(runtime: Runtime,

@@ -32,6 +32,7 @@ from harbourgate.store import Store
 from harbourgate.store.directives import StoredDirective, list_directives
 from harbourgate.store.quotas import load_quotas
 from harbourgate.store.snapshot import load_registry
+from harbourgate.store.state import VersionProbe
 
 log = logging.getLogger("harbourgate.runtime")
 
@@ -210,13 +211,27 @@ class Runtime:
             self.reload()
 
     async def watch(self) -> None:
-        """Poll the state version (and bundle files); reload when something moved."""
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            try:
-                await asyncio.to_thread(self._poll)
-            except Exception:  # a database hiccup must not kill the watcher
-                log.exception("could not refresh the snapshot; keeping the current one")
+        """Poll the state version (and bundle files); reload when something moved.
+
+        On SQLite the version is read on the loop through a kept connection
+        (`VersionProbe`); a reload, and every read on PostgreSQL, runs in a thread.
+        """
+        probe = VersionProbe(self.store.engine) if self.store.is_sqlite else None
+        try:
+            while True:
+                await asyncio.sleep(self.poll_interval)
+                try:
+                    if probe is None or self._moved(probe):
+                        await asyncio.to_thread(self._poll)
+                except Exception:  # a database hiccup must not kill the watcher
+                    log.exception("could not refresh the snapshot; keeping the current one")
+        finally:
+            if probe is not None:
+                probe.close()
+
+    def _moved(self, probe: VersionProbe) -> bool:
+        return probe.read() != self.snapshot.version \
+            or _bundle_mtimes(self.settings) != self._mtimes
 
     async def listen(self) -> None:
         """Reload as soon as another process announces a change over Redis."""

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -67,10 +69,9 @@ class BoundedProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits_of(self.app)
         self._header_bytes = 0
-        self._header_count = 0
-        self._header_size = 0
         self._in_headers = False
-        self._deadline: asyncio.TimerHandle | None = None
+        self._due = 0.0  # loop time when the current phase's deadline passes; 0: none
+        self._phase = "headers"
         self._refused = False
 
     # -- connections
@@ -84,11 +85,8 @@ class BoundedProtocol(HttpToolsProtocol):
                          f"{self.limits.max_connections} open connections, its limit; "
                          "retry shortly", ((b"retry-after", b"1"),))
             return
+        _Sweep.of(self).wake()
         self._arm("headers")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
     # -- bytes as they arrive
 
@@ -100,55 +98,46 @@ class BoundedProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
         super().data_received(data)
         # Still inside the headers after this read: every byte so far was header bytes.
-        if counting and self._in_headers and not self._refused \
-                and self._header_bytes > self.limits.max_header_bytes:
-            self._too_large()
+        if counting and self._in_headers and not self._refused:
+            if len(self.headers) > self.limits.max_headers:
+                self._too_many()
+            elif self._header_bytes > self.limits.max_header_bytes:
+                self._too_large()
 
     def _too_large(self) -> None:
         self._refuse(431, "headers_too_large", "the request line and headers are over this "
                      f"gateway's limit of {self.limits.max_header_bytes} bytes")
 
+    def _too_many(self) -> None:
+        self._refuse(431, "headers_too_large", f"the request has more than "
+                     f"{self.limits.max_headers} headers, this gateway's limit")
+
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # not when a callback stopped the parser for our own refusal
             super().send_400_response(msg)
 
-    # -- parser callbacks
+    # -- parser callbacks (uvicorn's own `on_url`, `on_header`, `on_message_complete` run
+    # unwrapped: the headers are counted and measured once, when they are complete)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
-        self._header_count = 0
-        self._header_size = 0
         self._arm("headers")
-
-    def on_url(self, url: bytes) -> None:
-        self._header_size += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._header_size += len(name) + len(value) + 4
-        if self._header_count > self.limits.max_headers:
-            self._refuse(431, "headers_too_large", f"the request has more than "
-                         f"{self.limits.max_headers} headers, this gateway's limit")
-            raise _Refused
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._header_bytes = 0
-        if self._header_size > self.limits.max_header_bytes:
+        headers = self.headers
+        if len(headers) > self.limits.max_headers:
+            self._too_many()
+            raise _Refused
+        # the request line's target, and each header as `name: value\r\n`
+        size = len(self.url) + sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
+        if size > self.limits.max_header_bytes:
             self._too_large()
             raise _Refused
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body:
-            self._arm("body")
-        else:
-            self._disarm()
-
-    def on_message_complete(self) -> None:
-        self._disarm()
-        super().on_message_complete()
+        self._arm("body")  # moot once the message is complete (`cycle.more_body` False)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -158,18 +147,17 @@ class BoundedProtocol(HttpToolsProtocol):
     # -- deadlines
 
     def _arm(self, phase: str) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.limits.read_timeout_s, self._expired, phase)
+        """Start `phase`'s deadline: a stored time, which the worker's `_Sweep` checks."""
+        self._due = self.loop.time() + self.limits.read_timeout_s
+        self._phase = phase
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expired(self, phase: str) -> None:
-        self._deadline = None
+    def _expired(self) -> None:
+        self._due = 0.0
+        phase = self._phase
         if self._refused or self.transport.is_closing():
             return
+        if phase == "body" and self.cycle is not None and not self.cycle.more_body:
+            return  # the whole body arrived: the app has it
         if phase == "headers" and not self._in_headers and self._header_bytes == 0 \
                 and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()  # an idle kept-alive connection: nothing was asked
@@ -184,7 +172,7 @@ class BoundedProtocol(HttpToolsProtocol):
                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         """Answer at once and close; the app (if it runs) sees a disconnect."""
         self._refused = True
-        self._disarm()
+        self._due = 0.0
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True
             self.cycle.message_event.set()
@@ -193,6 +181,48 @@ class BoundedProtocol(HttpToolsProtocol):
                 return
         self.transport.write(error_response(status, code, message, headers))
         self.transport.close()
+
+
+class _Sweep:
+    """The deadlines of one server's connections, checked by one repeating timer.
+
+    A timer per phase would cost a `call_later` and a cancel three times per request; a
+    phase change here only stores a time. The sweep runs every `read_timeout_s / 10` (at
+    most every second) while the server has connections, so a deadline passes at most that
+    much late: a 408 comes between `read_timeout_s` and 1.1 times it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any],
+                 every: float) -> None:
+        self.loop = loop
+        self.connections = connections  # uvicorn's: every open connection of the server
+        self.every = every
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, protocol: BoundedProtocol) -> _Sweep:
+        """The sweep of `protocol`'s server (made with its first connection)."""
+        sweep = _sweeps.get(protocol.server_state)
+        if sweep is None:
+            sweep = _sweeps[protocol.server_state] = cls(
+                protocol.loop, protocol.connections,
+                min(protocol.limits.read_timeout_s / 10, 1.0))
+        return sweep
+
+    def wake(self) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.every, self._run)
+
+    def _run(self) -> None:
+        now = self.loop.time()
+        for connection in tuple(self.connections):
+            if isinstance(connection, BoundedProtocol) and 0.0 < connection._due <= now:
+                connection._expired()
+        # Idle once the server has no connections: the next one wakes it.
+        self._timer = self.loop.call_later(self.every, self._run) if self.connections else None
+
+
+_sweeps: weakref.WeakKeyDictionary[Any, _Sweep] = weakref.WeakKeyDictionary()  # by server
 
 
 class _Refused(Exception):

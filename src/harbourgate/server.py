@@ -6,9 +6,13 @@ or body, and answers its connection cap with a plain-text 503. `BoundedProtocol`
 those gaps where the bytes arrive, before any parsing by the app or any authentication:
 
 - header bytes (request line + headers) over `limits.max_header_bytes`, or more than
-  `limits.max_headers` headers: 431 `headers_too_large`;
-- headers not complete within `limits.read_timeout_s` of the request's first byte, or a
-  body not complete within `read_timeout_s` after its headers: 408 `request_timeout`;
+  `limits.max_headers` headers: 431 `headers_too_large` (checked after each read and
+  when the headers end, so one read is all a refused client can make the parser hold);
+- headers not complete within `limits.read_timeout_s` of the request's first byte (the
+  first request on a connection or a later one), or a body not complete within
+  `read_timeout_s` after its headers: 408 `request_timeout`; a connection idle that long
+  with nothing asked is closed quietly. One sweep per worker checks these deadlines, every
+  `read_timeout_s / 10` (at most every second), so one passes up to that much late;
 - more than `limits.max_connections` open connections in this worker: 503
   `server_busy` with `Retry-After`, the new connection closed at once.
 
@@ -162,7 +166,8 @@ class BoundedProtocol(HttpToolsProtocol):
                 and (self.cycle is None or self.cycle.response_complete):
             self.transport.close()  # an idle kept-alive connection: nothing was asked
             return
-        if self.cycle is not None and self.cycle.response_started:
+        if self.cycle is not None and self.cycle.response_started \
+                and not self.cycle.response_complete:
             return  # the app answers already; it sees the disconnect when it reads
         log.warning("request timed out reading its %s from %s", phase, self.client)
         self._refuse(408, "request_timeout", f"the request's {phase} did not arrive within "

@@ -13,6 +13,7 @@ nor personal data can reach it by accident.
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.config
 import os
@@ -67,7 +68,13 @@ def safe_token(value: object, limit: int = 64) -> str:
     text = "" if value is None else str(value)
     if len(text) > limit:
         text = text[:limit] + "…"
+    elif text.isascii() and text.isalnum():  # a hex or ULID id: nothing to replace
+        return text
     return _UNSAFE.sub("_", text)
+
+
+_known_token = functools.lru_cache(maxsize=1024)(safe_token)
+"""`safe_token` for values from a small set (applications, endpoints, decisions, codes)."""
 
 
 # -- the access log ---------------------------------------------------------------------------
@@ -93,13 +100,13 @@ def access(*, request_id: str, audit_id: str | None, application: str | None,
     fields = {
         "request_id": safe_token(request_id, REQUEST_ID_MAX),
         "audit_id": safe_token(audit_id) if audit_id else None,
-        "application": safe_token(application) if application else None,
-        "endpoint": safe_token(endpoint),
+        "application": _known_token(application) if application else None,
+        "endpoint": _known_token(endpoint),
         "model": labels.model(model),
         "served": labels.model(served),
-        "decision": safe_token(decision, 16),
+        "decision": _known_token(decision, 16),
         "status": int(status),
-        "code": safe_token(code or "ok", 48),
+        "code": _known_token(code or "ok", 48),
         "overhead_ms": round(float(overhead_ms), 3),
         "upstream_ms": None if upstream_ms is None else round(float(upstream_ms), 3),
     }
@@ -108,10 +115,19 @@ def access(*, request_id: str, audit_id: str | None, application: str | None,
 
 # -- formatting -------------------------------------------------------------------------------
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    t = time.gmtime(record.created)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}.{int(record.msecs):03d}Z")
+    global _second
+    second, text = _second  # one read: another thread may replace it meanwhile
+    if int(record.created) != second:  # a new second: format it once for all its lines
+        second = int(record.created)
+        t = time.gmtime(second)
+        text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:"
+                f"{t.tm_min:02d}:{t.tm_sec:02d}.")
+        _second = second, text
+    return f"{text}{int(record.msecs):03d}Z"
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -131,7 +147,7 @@ class TextFormatter(logging.Formatter):
         line = f"{_timestamp(record)} {record.levelname} {record.name} {message}"
         fields = _fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items())
+            line += " " + " ".join([f"{k}={'-' if v is None else v}" for k, v in fields.items()])
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line.replace("\r", "\\r") if "\r" in line else line

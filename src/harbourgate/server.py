@@ -194,7 +194,7 @@ class _Sweep:
     A timer per phase would cost a `call_later` and a cancel three times per request; a
     phase change here only stores a time. The sweep runs every `read_timeout_s / 10` (at
     most every second) while the server has connections, so a deadline passes at most that
-    much late: a 408 comes between `read_timeout_s` and 1.1 times it.
+    much late: 10 % of `read_timeout_s`, and never more than a second.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any],
@@ -219,12 +219,13 @@ class _Sweep:
             self._timer = self.loop.call_later(self.every, self._run)
 
     def _run(self) -> None:
+        # The next sweep first (none once the server has no connections: the next one wakes
+        # it), so that one connection's failure cannot end the deadlines of all the others.
+        self._timer = self.loop.call_later(self.every, self._run) if self.connections else None
         now = self.loop.time()
         for connection in tuple(self.connections):
             if isinstance(connection, BoundedProtocol) and 0.0 < connection._due <= now:
                 connection._expired()
-        # Idle once the server has no connections: the next one wakes it.
-        self._timer = self.loop.call_later(self.every, self._run) if self.connections else None
 
 
 _sweeps: weakref.WeakKeyDictionary[Any, _Sweep] = weakref.WeakKeyDictionary()  # by server

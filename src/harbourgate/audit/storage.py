@@ -139,9 +139,11 @@ class SqliteWriter(Writer):
     def __init__(self, engine: sa.Engine, *, wait: bool = True) -> None:
         super().__init__(engine)
         self.wait = wait
+        self._last: tuple[int, int] | None = None  # (data_version, next index) after our commit
 
     def _setup(self) -> None:
         self._conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+        self._last = None  # data_version is per connection
         if not self.wait:
             self._conn.execute("PRAGMA busy_timeout = 0")
             # Never checkpoint on the event loop: copying the WAL into the database and
@@ -155,10 +157,15 @@ class SqliteWriter(Writer):
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def write(self, rows: Sequence[Row], tree_size: int) -> tuple[list[bytes], int]:
+        """`PRAGMA data_version` changes when any other connection (of this process or
+        another) commits: while it has not since our last commit, the log ends where that
+        commit left it, so there is nothing to read back."""
         cur = self._conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            caught_up = self.read_integrated(cur, tree_size)
+            version = cur.execute("PRAGMA data_version").fetchone()[0]
+            caught_up = [] if self._last == (version, tree_size) else \
+                self.read_integrated(cur, tree_size)
             first = tree_size + len(caught_up)
             cur.executemany(
                 "INSERT INTO audit_entries (id, idx, leaf, created_at) VALUES (?, ?, ?, ?)",
@@ -167,9 +174,11 @@ class SqliteWriter(Writer):
                        records=[r.record for r in rows])
             cur.execute("COMMIT")
         except BaseException:
+            self._last = None
             if self._conn.in_transaction:
                 cur.execute("ROLLBACK")
             raise
+        self._last = (version, first + len(rows))  # our own commit leaves it unchanged
         return caught_up, first
 
     def _rollback_quietly(self) -> None:

@@ -311,11 +311,14 @@ def _fetch(engine: sa.Engine, sql: str, params: tuple[Any, ...] = ()) -> list[An
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
-        cur.execute(sql if engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s"),
-                    params)
+        cur.execute(_paramstyle(engine, sql), params)
         return cur.fetchall()
     finally:
         conn.close()
+
+
+def _paramstyle(engine: sa.Engine, sql: str) -> str:
+    return sql if engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 
 def read_leaves(engine: sa.Engine, start: int, end: int) -> list[bytes]:
@@ -358,15 +361,16 @@ def latest_checkpoint(engine: sa.Engine) -> tuple[int, str] | None:
 
 
 def store_checkpoint(engine: sa.Engine, size: int, root: bytes, note: str, created_at: str) -> None:
-    """Keep a signed checkpoint, unless one as large is already stored."""
-    stmt = sa.text(
-        "INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) "
-        "SELECT :size, :root, :note, :created_at WHERE NOT EXISTS "
-        "(SELECT 1 FROM audit_checkpoints WHERE tree_size >= :size)"
-    ).bindparams(sa.bindparam("root", type_=sa.LargeBinary))
+    """Keep a signed checkpoint, unless one as large is already stored (every second, on
+    the writer thread: plain SQL on a DB-API connection, as `_fetch`)."""
+    sql = ("INSERT INTO audit_checkpoints (tree_size, root_hash, note, created_at) "
+           "SELECT ?, ?, ?, ? WHERE NOT EXISTS "
+           "(SELECT 1 FROM audit_checkpoints WHERE tree_size >= ?)")
+    conn = engine.raw_connection()
     try:
-        with engine.begin() as conn:
-            conn.execute(stmt, {"size": size, "root": root, "note": note,
-                                "created_at": created_at})
-    except sa.exc.IntegrityError:
+        conn.cursor().execute(_paramstyle(engine, sql), (size, root, note, created_at, size))
+        conn.commit()
+    except engine.dialect.dbapi.IntegrityError:  # type: ignore[union-attr]
         pass  # another process stored the same size at the same moment
+    finally:
+        conn.close()

@@ -6,7 +6,8 @@ that one transaction:
 
 * SQLite: `BEGIN IMMEDIATE` takes the file's write lock, so processes sharing the file
   (`serve --workers N`) serialise; inside it the writer first reads entries other processes
-  integrated since it last looked, then inserts its batch with the next leaf indices. The
+  integrated since it last looked (nothing to read while `PRAGMA data_version` says no
+  other connection committed), then inserts its batch with the next leaf indices. The
   writer that commits is the integrator for that batch.
 * PostgreSQL: writers insert their batch without an index and commit: that is all an
   answer waits for. One process at a time holds a session advisory lock and integrates:
@@ -69,8 +70,6 @@ def _contiguous(start: int, rows: Sequence[Any]) -> list[bytes]:
 class Writer:
     """The writer thread's own connection; subclasses hold the engine-specific SQL."""
 
-    paramstyle = "?"
-
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self._conn: Any = None
@@ -92,7 +91,7 @@ class Writer:
             self._conn = None
 
     def _sql(self, text: str) -> str:
-        return text.replace("?", self.paramstyle)
+        return _paramstyle(self._engine, text)
 
     def read_integrated(self, cur: Any, start: int) -> list[bytes]:
         cur.execute(self._sql("SELECT idx, leaf FROM audit_entries WHERE idx >= ? ORDER BY idx"),
@@ -185,7 +184,6 @@ class SqliteWriter(Writer):
 
 
 class PostgresWriter(Writer):
-    paramstyle = "%s"
     integrates_on_write = False
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -318,6 +316,7 @@ def _fetch(engine: sa.Engine, sql: str, params: tuple[Any, ...] = ()) -> list[An
 
 
 def _paramstyle(engine: sa.Engine, sql: str) -> str:
+    """`sql` with `?` parameters as the engine's driver takes them."""
     return sql if engine.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
 
 

@@ -270,3 +270,28 @@ def test_the_loop_never_checkpoints_the_wal_the_writer_thread_does(tmp_path,  # 
         assert time.monotonic() < deadline, "the writer thread never checkpointed"
         time.sleep(0.05)
     assert set(_stored(log)) == set(ids)
+
+
+def test_entries_another_connection_committed_are_integrated_before_the_next_write(
+        tmp_path, make_log: MakeLog) -> None:  # type: ignore[no-untyped-def]
+    """The loop's writer reads nothing back while only it commits; entries another
+    process committed meanwhile still take their indices in the tree, in order."""
+    path = tmp_path / "audit.db"
+    log = make_log(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def append(n: int) -> list[str]:
+        return [await log.append({"i": i}) for i in range(n)]
+
+    ours = asyncio.run(append(3))
+    theirs = [f"other-{i}" for i in range(3)]
+    for entry_id in theirs:
+        leaf = record.encode({"by": "another process"}, entry_id, record.timestamp())
+        other.execute("INSERT INTO audit_entries (id, idx, leaf, created_at) "
+                      "SELECT ?, MAX(idx) + 1, ?, 'ts' FROM audit_entries", (entry_id, leaf))
+    ours += asyncio.run(append(2))
+    stored = other.execute("SELECT id, leaf FROM audit_entries ORDER BY idx").fetchall()
+    other.close()
+    assert [entry_id for entry_id, _ in stored] == ours[:3] + theirs + ours[3:]
+    assert log.size == len(stored)
+    assert log.root() == merkle.root([merkle.leaf_hash(leaf) for _, leaf in stored])

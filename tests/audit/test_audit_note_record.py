@@ -132,6 +132,15 @@ def test_entry_ids_are_unique_time_ordered_ulids() -> None:
     assert all(record.is_entry_id(i) for i in ids)
 
 
+@given(st.integers(0, 2**48 - 1), st.integers(0, 2**80 - 1))
+def test_entry_ids_spell_their_130_bits_in_crockford_base32(ms: int, rand: int) -> None:
+    """The two-character table spells what one character per 5 bits spells."""
+    value = (ms << 80) | rand
+    plain = "".join("0123456789ABCDEFGHJKMNPQRSTVWXYZ"[(value >> shift) & 31]
+                    for shift in range(125, -1, -5))
+    assert record._ulid(ms, rand) == plain
+
+
 def test_leaf_encoding_is_canonical_and_adds_id_and_ts() -> None:
     leaf = record.encode({"b": [1, 2], "a": {"z": "香港", "y": None}}, "ID1", "T")
     assert leaf == '{"a":{"y":null,"z":"香港"},"b":[1,2],"id":"ID1","ts":"T"}'.encode()

@@ -23,6 +23,7 @@ import orjson
 
 RESERVED_KEYS = ("id", "ts")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # 10 bits as two characters
 _ID_LENGTH = 26
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, random part) of the last id, for monotonicity
@@ -46,8 +47,14 @@ def new_entry_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for counting up
         _last = (now, rand)
-    value = (now << 80) | rand
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return _ulid(now, rand)
+
+
+def _ulid(ms: int, rand: int) -> str:
+    """The 26 characters of (48 bits of `ms`, 80 of `rand`): 130 bits with two leading
+    zeros, two characters per table lookup (half the time of one per character)."""
+    value = (ms << 80) | rand
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def is_entry_id(text: str) -> bool:

@@ -10,6 +10,10 @@ here — and kept in a small LRU cache.
 So proofs cost O(log n) hash lookups plus at most two tile reads, start-up costs one pass
 over the log, and memory stays small. (Persisting the tile hashes, as Tessera does, would
 spare the start-up pass; see docs/auditors.md.)
+
+Tiles are read from storage without holding the lock, so the event loop's commits
+(`extend`) never wait milliseconds for the writer thread's checks: a question is answered
+from a snapshot of the incomplete tile, and complete tiles never change.
 """
 
 from __future__ import annotations
@@ -80,39 +84,48 @@ class TreeCache:
         """The root hash of the tree of `size` leaves (default: all integrated leaves)."""
         with self._lock:
             size = self.size if size is None else size
-            self._check_size(size)
-            return merkle.EMPTY_ROOT if size == 0 else self.subtree(0, size)
+        subtree = self._subtree_of(size)
+        return merkle.EMPTY_ROOT if size == 0 else subtree(0, size)
 
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:
             raise merkle.ProofError(f"tree size {size} is beyond the log's {self.size} "
                                     "integrated entries")
 
-    def subtree(self, start: int, end: int) -> bytes:
-        """MTH(D[start:end]) for a node of the RFC 6962 tree (start aligned, as proofs ask)."""
+    def _subtree_of(self, size: int) -> merkle.SubtreeHash:
+        """MTH(D[start:end]) for nodes of the tree of `size` leaves (start aligned, as
+        proofs ask), from a snapshot of the incomplete tile taken now."""
         with self._lock:
+            self._check_size(size)
+            tail_tile, tail = len(self._levels[0]), list(self._tail)
+
+        def subtree(start: int, end: int) -> bytes:
             n = end - start
             if n & (n - 1) == 0 and start % n == 0:
-                return self._complete(start, n)
+                return complete(start, n)
             k = merkle.largest_power_of_two_below(n)
-            return merkle.node_hash(self.subtree(start, start + k), self.subtree(start + k, end))
+            return merkle.node_hash(subtree(start, start + k), subtree(start + k, end))
 
-    def _complete(self, start: int, width: int) -> bytes:
-        if width >= TILE:
-            level = width.bit_length() - 1 - TILE_HEIGHT
-            return self._levels[level][start >> (TILE_HEIGHT + level)]
-        tile, offset = divmod(start, TILE)
-        if tile == len(self._levels[0]):  # the incomplete tile, in memory
-            return merkle.root(self._tail[offset:offset + width])
-        levels = self._tile_levels(tile)
-        height = width.bit_length() - 1
-        return levels[height][offset >> height]
+        def complete(start: int, width: int) -> bytes:
+            if width >= TILE:
+                level = width.bit_length() - 1 - TILE_HEIGHT
+                return self._levels[level][start >> (TILE_HEIGHT + level)]
+            tile, offset = divmod(start, TILE)
+            if tile == tail_tile:  # the incomplete tile, in memory
+                return merkle.root(tail[offset:offset + width])
+            levels = self._tile_levels(tile)
+            height = width.bit_length() - 1
+            return levels[height][offset >> height]
+
+        return subtree
 
     def _tile_levels(self, tile: int) -> list[list[bytes]]:
-        levels = self._tiles.get(tile)
-        if levels is not None:
-            self._tiles.move_to_end(tile)
-            return levels
+        with self._lock:
+            levels = self._tiles.get(tile)
+            if levels is not None:
+                self._tiles.move_to_end(tile)
+                return levels
+            held = self._levels[0][tile]
         leaves = self._read_leaves(tile * TILE, (tile + 1) * TILE)
         level = [merkle.leaf_hash(leaf) for leaf in leaves]
         levels = [level]
@@ -120,14 +133,15 @@ class TreeCache:
             it = iter(level)
             level = [merkle.node_hash(a, b) for a, b in zip(it, it, strict=False)]
             levels.append(level)
-        if len(leaves) != TILE or levels[-1][0] != self._levels[0][tile]:
+        if len(leaves) != TILE or levels[-1][0] != held:
             raise TreeCorruptionError(
                 f"the stored entries at indices {tile * TILE}..{(tile + 1) * TILE - 1} no "
                 "longer hash to the tree this process integrated: the log was modified; "
                 "run `harbourgate audit verify`")
-        self._tiles[tile] = levels
-        if len(self._tiles) > self._cached_tiles:
-            self._tiles.popitem(last=False)
+        with self._lock:
+            self._tiles[tile] = levels
+            if len(self._tiles) > self._cached_tiles:
+                self._tiles.popitem(last=False)
         return levels
 
     def verify_tail(self, end: int) -> None:
@@ -139,26 +153,24 @@ class TreeCache:
             if end == 0:
                 return
             tile = (end - 1) // TILE
-            if tile < len(self._levels[0]):  # complete: re-read, not taken from the cache
-                self._tiles.pop(tile, None)
-                self._tile_levels(tile)
-                return
             low = tile * TILE
-            stored = [merkle.leaf_hash(leaf) for leaf in self._read_leaves(low, end)]
-            held = self._tail[:end - low]
-            if stored != held:
-                first = low + next((i for i, (a, b) in enumerate(zip(stored, held, strict=False))
-                                    if a != b), min(len(stored), len(held)))
-                raise TreeCorruptionError(
-                    f"the stored entry at index {first} no longer hashes to the tree this "
-                    "process integrated (changed or deleted); run `harbourgate audit verify`")
+            complete = tile < len(self._levels[0])
+            if complete:  # re-read, not taken from the cache
+                self._tiles.pop(tile, None)
+            held = [] if complete else self._tail[:end - low]
+        if complete:
+            self._tile_levels(tile)
+            return
+        stored = [merkle.leaf_hash(leaf) for leaf in self._read_leaves(low, end)]
+        if stored != held:
+            first = low + next((i for i, (a, b) in enumerate(zip(stored, held, strict=False))
+                                if a != b), min(len(stored), len(held)))
+            raise TreeCorruptionError(
+                f"the stored entry at index {first} no longer hashes to the tree this "
+                "process integrated (changed or deleted); run `harbourgate audit verify`")
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self._lock:
-            self._check_size(size)
-            return merkle.inclusion_proof(index, size, self.subtree)
+        return merkle.inclusion_proof(index, size, self._subtree_of(size))
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        with self._lock:
-            self._check_size(second)
-            return merkle.consistency_proof(first, second, self.subtree)
+        return merkle.consistency_proof(first, second, self._subtree_of(second))

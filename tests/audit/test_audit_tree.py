@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harbourgate.audit import merkle
-from harbourgate.audit.tree import TILE, TreeCache
+from harbourgate.audit.tree import TILE, TreeCache, TreeCorruptionError
 
 LEAVES = [i.to_bytes(2, "big") for i in range(3 * TILE + 40)]
 HASHES = [merkle.leaf_hash(leaf) for leaf in LEAVES]
@@ -63,3 +64,27 @@ def test_extending_never_waits_for_a_tile_read() -> None:
     assert waited == [True]
     assert roots == [merkle.root(HASHES[:TILE + 3])]
     assert tree.root() == merkle.root(HASHES)
+
+
+def _stored_tree(stored: list[bytes]) -> TreeCache:
+    tree = TreeCache(lambda start, end: stored[start:end], cached_tiles=1)
+    tree.extend([merkle.leaf_hash(leaf) for leaf in stored])
+    return tree
+
+
+def test_a_changed_leaf_in_a_complete_tile_is_caught() -> None:
+    stored = [b"leaf %d" % i for i in range(2 * TILE + 3)]
+    tree = _stored_tree(stored)
+    stored[5] = b"rewritten"
+    with pytest.raises(TreeCorruptionError, match=r"indices 0\.\.255"):
+        tree.root(7)  # a subtree inside the first tile: read back and checked
+    with pytest.raises(TreeCorruptionError, match=r"indices 0\.\.255"):
+        tree.verify_tail(TILE)
+
+
+def test_a_changed_leaf_in_the_last_tile_is_caught() -> None:
+    stored = [b"leaf %d" % i for i in range(TILE + 10)]
+    tree = _stored_tree(stored)
+    stored[TILE + 4] = b"rewritten"
+    with pytest.raises(TreeCorruptionError, match=f"index {TILE + 4}"):
+        tree.verify_tail(TILE + 10)

@@ -5,11 +5,13 @@ a bad `logging:` section exits 2 naming the key."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,16 @@ def test_a_bad_logging_or_telemetry_section_exits_2_naming_the_key(
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert f"{path}: {key}: " in result.output
+
+
+@given(st.lists(st.floats(0, 4_102_444_800, allow_nan=False), min_size=1, max_size=5))
+def test_a_line_is_stamped_as_the_record_was_created(moments: list[float]) -> None:
+    """The shared per-second text (`audit.record.timestamp_ms`) gives what formatting each
+    moment in full gives, in any order of seconds."""
+    for created in moments:
+        entry = logging.LogRecord("x", logging.INFO, "", 0, "m", (), None)
+        entry.created, entry.msecs = created, (created - int(created)) * 1000
+        t = time.gmtime(created)
+        assert logs._timestamp(entry) == (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:"
+            f"{t.tm_min:02d}:{t.tm_sec:02d}.{int(entry.msecs):03d}Z")

@@ -67,12 +67,19 @@ def timestamp(when: datetime | None = None) -> str:
     if when is not None:
         return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
             f"{when.microsecond // 1000:03d}Z"
+    return timestamp_ms(time.time_ns() // 1_000_000)
+
+
+def timestamp_ms(epoch_ms: int) -> str:
+    """`timestamp` of an instant in milliseconds since the epoch (records and log lines
+    ask many times a second: the date and time are formatted once per second)."""
     global _second
-    now_ms = time.time_ns() // 1_000_000
-    second, ms = divmod(now_ms, 1000)
-    if _second[0] != second:  # the date and time are formatted once per second
-        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)))
-    return f"{_second[1]}{ms:03d}Z"
+    second, ms = divmod(epoch_ms, 1000)
+    formatted = _second  # one read: another thread may replace it meanwhile
+    if formatted[0] != second:
+        formatted = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S.",
+                                                     time.gmtime(second)))
+    return f"{formatted[1]}{ms:03d}Z"
 
 
 def encode(record: Mapping[str, Any], entry_id: str, ts: str) -> bytes:

@@ -18,11 +18,11 @@ import logging
 import logging.config
 import os
 import re
-import time
 from typing import Any
 
 import orjson
 
+from harbourgate.audit.record import timestamp_ms
 from harbourgate.config import LoggingSettings
 from harbourgate.observe import labels
 
@@ -115,19 +115,9 @@ def access(*, request_id: str, audit_id: str | None, application: str | None,
 
 # -- formatting -------------------------------------------------------------------------------
 
-_second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
-
-
 def _timestamp(record: logging.LogRecord) -> str:
-    global _second
-    second, text = _second  # one read: another thread may replace it meanwhile
-    if int(record.created) != second:  # a new second: format it once for all its lines
-        second = int(record.created)
-        t = time.gmtime(second)
-        text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:"
-                f"{t.tm_min:02d}:{t.tm_sec:02d}.")
-        _second = second, text
-    return f"{text}{int(record.msecs):03d}Z"
+    """As the audit records write time: ISO-8601 UTC with milliseconds."""
+    return timestamp_ms(int(record.created) * 1000 + int(record.msecs))
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -242,6 +242,13 @@ def peak_memory(roots: list[int]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda p: -p["peak_mib"])
 
 
+def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
+    """A `preexec_fn` that pins a child to `cpus` (None: no pinning)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 class Fleet:
     """The servers this run started; every one is stopped (its whole group) on exit."""
 
@@ -251,8 +258,10 @@ class Fleet:
 
     def start(self, name: str, argv: list[str], ready_url: str, *,
               env: dict[str, str | None] | None = None, cwd: Path | None = None,
-              timeout: float = 90.0) -> subprocess.Popen[bytes]:
-        """Start a server in its own process group; `None` in `env` removes a variable."""
+              timeout: float = 90.0, cpus: set[int] | None = None
+              ) -> subprocess.Popen[bytes]:
+        """Start a server in its own process group; `None` in `env` removes a variable;
+        `cpus` pins it (and every process it starts) to those cores."""
         merged = {**os.environ, **(env or {})}
         path, n = self.logs / f"{name}.log", 1
         while path.exists():  # a later server of the same name keeps the earlier log
@@ -261,7 +270,7 @@ class Fleet:
         log = path.open("wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                 env={k: v for k, v in merged.items() if v is not None},
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=pinned(cpus))
         self.procs.append(proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -353,11 +362,12 @@ def snapshot_source(work: Path, ref: str | None,
     return label
 
 
-def start_standin(fleet: Fleet, name: str = "stand-in") -> Target:
+def start_standin(fleet: Fleet, name: str = "stand-in", cpus: set[int] | None = None
+                  ) -> Target:
     port = free_port()
     proc = fleet.start(name, [sys.executable, "-m", "harbourgate", "stand-in", "--port",
                                     str(port)], f"http://127.0.0.1:{port}/v1/models",
-                       env=HG_ENV)
+                       env=HG_ENV, cpus=cpus)
     base = f"http://127.0.0.1:{port}/v1"
     return Target("direct", [base], pids=[proc.pid], info={"base": base}, label="direct")
 
@@ -416,7 +426,7 @@ def start_harbourgate(fleet: Fleet, work: Path, upstream: str, *, workers: int,
                       redis_url: str | None = None, name: str = "harbourgate",
                       pool: list[str] | None = None, extra: dict[str, Any] | None = None,
                       env: dict[str, str | None] | None = None,
-                      label: str = "Harbourgate") -> Target:
+                      label: str = "Harbourgate", cpus: set[int] | None = None) -> Target:
     """`harbourgate serve` (one or more replicas), a fresh API key, an attestation; `env`
     (default `HG_ENV`) picks the code: the baseline has its own."""
     work.mkdir(parents=True, exist_ok=True)
@@ -429,7 +439,7 @@ def start_harbourgate(fleet: Fleet, work: Path, upstream: str, *, workers: int,
                                          "--workers", str(workers)],
                          f"http://127.0.0.1:{port}/readyz",
                          env={**(HG_ENV if env is None else env),
-                              "HARBOURGATE_ADMIN_TOKEN": ADMIN_TOKEN}, cwd=work)
+                              "HARBOURGATE_ADMIN_TOKEN": ADMIN_TOKEN}, cwd=work, cpus=cpus)
              for i, port in enumerate(ports)]
     answer = httpx.post(f"http://127.0.0.1:{ports[0]}/admin/v1/applications/acme-research/keys",
                         headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, json={}, timeout=10)
@@ -1389,13 +1399,16 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 {"fast": 3000, "litellm": 600}, scaling_workers(args.max_workers), clock)
 
 
+def cpu_model() -> str:
+    return next((line.split(":", 1)[1].strip() for line in
+                 Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), platform.machine())
+
+
 def environment(args: argparse.Namespace) -> dict[str, Any]:
     harbourgate_rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                      capture_output=True, text=True, check=False).stdout.strip()
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine())
-    return {"date": time.strftime("%Y-%m-%d"), "cpu": model, "cores": os.cpu_count(),
+    return {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "harbourgate_commit": harbourgate_rev,
             "workers": args.workers, "quick": args.quick,
             "command": shlex.join(["bench/run", *sys.argv[1:]]),

@@ -1,0 +1,79 @@
+"""The yardstick of issue 17's scaling: a bare uvicorn + aiohttp forwarder, nothing else.
+
+    python bench/forwarder.py --port 8080 --workers 4 UPSTREAM_BASE [UPSTREAM_BASE ...]
+
+POST /v1/<path> is sent on to the next upstream (round robin) with the same body and
+content type, and its status, content type and body come back; GET /v1/models answers
+for readiness. No key, policy, scan or audit: what Python and these libraries cost a proxy
+at the least, so bench/cores.py can show how far Harbourgate's workers scale against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import uvicorn
+
+UPSTREAMS = "BENCH_FORWARDER_UPSTREAMS"
+
+
+class Forwarder:
+    def __init__(self) -> None:
+        self.bases: Iterator[str] = iter(())
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()  # startup
+            self.bases = itertools.cycle(os.environ[UPSTREAMS].split())
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # shutdown
+            await self.session.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["method"] != "POST":
+            await answer(send, 200, b"application/json", b'{"object":"list","data":[]}')
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        assert self.session is not None
+        url = next(self.bases) + scope["path"].removeprefix("/v1")
+        async with self.session.post(url, data=body, headers={
+                "content-type": "application/json"}) as r:
+            await answer(send, r.status, r.headers.get("content-type", "").encode(),
+                         await r.read())
+
+
+async def answer(send: Any, status: int, kind: bytes, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+app = Forwarder()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("upstreams", nargs="+")
+    args = parser.parse_args()
+    os.environ[UPSTREAMS] = " ".join(args.upstreams)
+    uvicorn.run("forwarder:app", host="127.0.0.1", port=args.port, workers=args.workers,
+                loop="uvloop", http="httptools", access_log=False, log_level="warning",
+                app_dir=os.path.dirname(os.path.abspath(__file__)))
+
+
+if __name__ == "__main__":
+    main()

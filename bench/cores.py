@@ -1,8 +1,8 @@
 """Workers against cores, on a machine with many of them (issue 17, item 3).
 
     python bench/cores.py [--workers 1,2,4,8] [--standins 3] [--loadgens 3]
-        [--concurrency 64] [--seconds 6] [--rounds 2] [--parts scaling,sizing,latency]
-        [--profile SECONDS] [--out DIR]
+        [--concurrency 64] [--levels 64,256] [--kinds harbourgate,forwarder] [--seconds 6]
+        [--rounds 2] [--parts scaling,sizing,latency] [--profile SECONDS] [--out DIR]
 
 bench/run measures on one machine's shared cores, where two workers cannot show scaling:
 the stand-in and the load generator take the cores they would use. This pins each part to
@@ -11,7 +11,8 @@ cores of its own: `--loadgens` processes of bench/loadgen.py on the last cores (
 them), and Harbourgate (supervisor with the audit sequencer, and its workers) on the rest.
 
 1. Scaling: for each worker count, in `--rounds` interleaved rounds, the full pipeline (a)
-   at `--concurrency` for `--seconds`, through Harbourgate and through bench/forwarder.py
+   at each of `--levels` (default: `--concurrency`) for `--seconds`, through Harbourgate and
+   through bench/forwarder.py (`--kinds`)
    (bare uvicorn + aiohttp, the yardstick) with as many workers: req/s, the ratio to one
    worker, every process's CPU (each worker, the supervisor that hosts the sequencer,
    stand-ins, load generators: which side ran out) and the mean audit-commit wait from
@@ -197,6 +198,9 @@ def main() -> None:
     parser.add_argument("--standins", type=int, default=3)
     parser.add_argument("--loadgens", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--levels", default=None, help="concurrency levels of the scaling "
+                        "rows [--concurrency]")
+    parser.add_argument("--kinds", default="harbourgate,forwarder")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parts", default="scaling,sizing,latency")
@@ -205,6 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     parts = set(args.parts.split(","))
+    levels = [int(c) for c in (args.levels or str(args.concurrency)).split(",")]
     cores = sorted(os.sched_getaffinity(0))
     plan = layout(cores, args.standins, args.loadgens)
     hg_cpus = set(plan["harbourgate"])
@@ -251,7 +256,7 @@ def main() -> None:
             finally:
                 fleet.stop_target(hg)
         if "scaling" in parts:
-            compare.say(f"scaling, (a) at concurrency {args.concurrency}:")
+            compare.say(f"scaling, (a) at concurrency {', '.join(map(str, levels))}:")
         for r in range(args.rounds if "scaling" in parts else 0):
             for w in counts if r % 2 == 0 else counts[::-1]:
                 starts = {
@@ -259,13 +264,15 @@ def main() -> None:
                         fleet, work / f"hg-{r}-{w}", pool[0], workers=w, pool=pool,
                         cpus=hg_cpus),
                     "forwarder": lambda w=w: start_forwarder(fleet, w, pool, hg_cpus)}
-                for kind in sorted(starts, reverse=bool(r % 2)):
+                kinds = [k for k in sorted(starts) if k in args.kinds.split(",")]
+                for kind in kinds[::-1] if r % 2 else kinds:
                     target = starts[kind]()
                     try:
-                        got = measure(target, plain, args.concurrency,
-                                      f"round {r + 1}, {kind}, {w} workers")
-                        report["scaling"].append({"round": r + 1, "kind": kind, "workers": w,
-                                                  **got})
+                        for c in levels:
+                            got = measure(target, plain, c,
+                                          f"round {r + 1}, {kind}, {w} workers, c={c}")
+                            report["scaling"].append({"round": r + 1, "kind": kind,
+                                                      "workers": w, "concurrency": c, **got})
                     finally:
                         fleet.stop_target(target)
         if "latency" in parts:
@@ -311,22 +318,23 @@ def latency(report: dict[str, Any], fleet: compare.Fleet, work: Path,
 def summarise(report: dict[str, Any]) -> None:
     """The median of the rounds per worker count, its ratio to one worker; the sizing and
     latency figures."""
-    by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    by: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for row in report["scaling"]:
-        by.setdefault((row["kind"], row["workers"]), []).append(row)
-    compare.say("\nkind         workers  req/s (median)  vs 1   efficiency  CPU ms/req  "
-                "commit wait ms")
+        by.setdefault((row["kind"], row["concurrency"], row["workers"]), []).append(row)
+    compare.say("\nkind         concurrency  workers  req/s (median)  vs 1   efficiency  "
+                "CPU ms/req  commit wait ms")
     summary = []
-    for (kind, w), rows in sorted(by.items()):
+    for (kind, c, w), rows in sorted(by.items()):
         rps = statistics.median(r["rps"] for r in rows)
-        ones = by.get((kind, 1))
+        ones = by.get((kind, c, 1))
         one = statistics.median(r["rps"] for r in ones) if ones else None
         waits = [r["audit_commit_wait_ms"] for r in rows if "audit_commit_wait_ms" in r]
-        row = {"kind": kind, "workers": w, "rps": rps, "vs_1": rps / one if one else None,
+        row = {"kind": kind, "concurrency": c, "workers": w, "rps": rps,
+               "vs_1": rps / one if one else None,
                "cpu_ms_per_req": statistics.median(r["cpu_ms_per_req"] for r in rows),
                "audit_commit_wait_ms": statistics.median(waits) if waits else None}
         summary.append(row)
-        compare.say(f"{kind:<12} {w:7}  {rps:13,.0f}  {row['vs_1'] or 0:5.2f}×  "
+        compare.say(f"{kind:<12} {c:11}  {w:7}  {rps:13,.0f}  {row['vs_1'] or 0:5.2f}×  "
                     f"{(row['vs_1'] or 0) / w:9.0%}  {row['cpu_ms_per_req']:10.3f}  "
                     f"{row['audit_commit_wait_ms'] or 0:12.2f}")
     report["summary"] = summary

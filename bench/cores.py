@@ -11,12 +11,13 @@ cores of its own: `--loadgens` processes of bench/loadgen.py on the last cores (
 them), and Harbourgate (supervisor with the audit sequencer, and its workers) on the rest.
 
 1. Scaling: for each worker count, in `--rounds` interleaved rounds, the full pipeline (a)
-   at each of `--levels` (default: `--concurrency`) for `--seconds`, through Harbourgate and
-   through bench/forwarder.py (`--kinds`)
-   (bare uvicorn + aiohttp, the yardstick) with as many workers: req/s, the ratio to one
-   worker, every process's CPU (each worker, the supervisor that hosts the sequencer,
-   stand-ins, load generators: which side ran out) and the mean audit-commit wait from
-   /metrics. The stand-ins alone at the same load first: what the upstream side can give.
+   at each of `--levels` (default: `--concurrency`) for `--seconds`, through each of
+   `--kinds`: Harbourgate, and bench/forwarder.py (bare uvicorn + aiohttp, the yardstick)
+   with as many workers. Reports req/s, the ratio to one worker, every process's share of
+   a core over the load generators' run (each worker, the supervisor that hosts the
+   sequencer, stand-ins, load generators: which side ran out) and the mean audit-commit
+   wait from /metrics. The stand-ins alone at the same load first: what the upstream side
+   can give.
 2. Sizing: one worker, every variant at `--concurrency`: CPU per request, req/s per core.
 3. Latency: one worker, concurrency 1, its route a single stand-in: the latency added to
    the direct call (p50, p99) for (a), and a stream's first byte for (c) and (d).
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +173,8 @@ def show(label: str, r: dict[str, Any]) -> None:
         f"load {cores(r['loadgen_busy'])}")
 
 
-def profile(target: compare.Target, seconds: float, out: Path, run: Any) -> list[str]:
+def profile(target: compare.Target, seconds: float, out: Path,
+            run: Callable[[], object]) -> list[str]:
     """py-spy on the supervisor and one worker while `run()` drives load; raw stacks."""
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if not spy:

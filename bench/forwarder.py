@@ -2,9 +2,9 @@
 
     python bench/forwarder.py --port 8080 --workers 4 UPSTREAM_BASE [UPSTREAM_BASE ...]
 
-POST /v1/<path> is sent on to the next upstream (round robin) with the same body and
-content type, and its status, content type and body come back; GET /v1/models answers
-for readiness. No key, policy, scan or audit: what Python and these libraries cost a proxy
+POST /v1/<path> is sent on to the next upstream (round robin) with the same body, as JSON,
+and its status, content type and body come back; any other request gets an empty model
+list (readiness). No key, policy, scan or audit: what Python and these libraries cost a proxy
 at the least, so bench/cores.py can show how far Harbourgate's workers scale against it.
 """
 
@@ -23,6 +23,8 @@ UPSTREAMS = "BENCH_FORWARDER_UPSTREAMS"
 
 
 class Forwarder:
+    """The ASGI app: one aiohttp session per worker, opened at startup."""
+
     def __init__(self) -> None:
         self.bases: Iterator[str] = iter(())
         self.session: aiohttp.ClientSession | None = None

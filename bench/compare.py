@@ -217,14 +217,22 @@ def process_tree(root: int) -> list[int]:
     return out
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process, all threads (OSError once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except (IndexError, ValueError) as exc:
+        raise OSError(f"/proc/{pid}/stat: {exc}") from exc
+
+
 def cpu_seconds(roots: list[int]) -> float:
     """User + system CPU of every process in the trees under `roots`, all threads."""
     total = 0.0
     for root in roots:
         for pid in process_tree(root):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / TICKS
+            with contextlib.suppress(OSError):
+                total += process_cpu(pid)
     return total
 
 
@@ -694,17 +702,25 @@ def commit_wait(target: Target) -> tuple[float, float] | None:
     return (total[0], total[1]) if found else None
 
 
-def loadgen(target: Target, variant: Variant, body: Path, *, concurrency: int, requests: int,
-            max_seconds: float) -> dict[str, Any]:
-    """One run of bench/loadgen.py in its own process."""
+def loadgen_argv(target: Target, variant: Variant, body: Path, *, concurrency: int,
+                 requests: int, max_seconds: float, warmup: int) -> list[str]:
+    """The command line of bench/loadgen.py driving `variant` through `target` (--raw)."""
     argv = [sys.executable, str(BENCH / "loadgen.py"), *target.urls(variant.path),
             "--concurrency", str(concurrency), "--requests", str(requests), "--body-file",
-            str(body), "--max-seconds", f"{max_seconds:.1f}", "--raw",
-            "--warmup", str(min(max(concurrency, 20), requests))]
+            str(body), "--max-seconds", f"{max_seconds:.1f}", "--raw", "--warmup", str(warmup)]
     for h in target.headers:
         argv += ["--header", h]
     if variant.stream:
         argv.append("--stream")
+    return argv
+
+
+def loadgen(target: Target, variant: Variant, body: Path, *, concurrency: int, requests: int,
+            max_seconds: float) -> dict[str, Any]:
+    """One run of bench/loadgen.py in its own process."""
+    argv = loadgen_argv(target, variant, body, concurrency=concurrency, requests=requests,
+                        max_seconds=max_seconds,
+                        warmup=min(max(concurrency, 20), requests))
     done = subprocess.run(argv, capture_output=True, text=True, timeout=max_seconds + 120,
                           check=False)
     if done.returncode != 0:

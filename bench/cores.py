@@ -65,12 +65,11 @@ def process_cpu(roots: list[int]) -> dict[int, tuple[str, float]]:
     for root in roots:
         tree = {}
         for pid in compare.process_tree(root):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            with contextlib.suppress(OSError):
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 role = ("tracker" if b"resource_tracker" in cmd else
                         "supervisor" if pid == root else "worker")
-                tree[pid] = (role, (int(fields[11]) + int(fields[12])) / compare.TICKS)
+                tree[pid] = (role, compare.process_cpu(pid))
         if not any(role == "worker" for role, _ in tree.values()):  # it serves alone
             tree = {pid: ("worker" if role == "supervisor" else role, cpu)
                     for pid, (role, cpu) in tree.items()}
@@ -95,13 +94,6 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     (no more than `concurrency`), each keeping its share of the requests in flight."""
     gens = cpus[:max(1, min(len(cpus), concurrency))]
     shares = [concurrency // len(gens) + (i < concurrency % len(gens)) for i in range(len(gens))]
-    argv = [sys.executable, str(compare.BENCH / "loadgen.py"), *target.urls(variant.path),
-            "--requests", "10000000", "--body-file", str(body), "--raw",
-            "--max-seconds", f"{seconds + 2:.1f}"]
-    for h in target.headers:
-        argv += ["--header", h]
-    if variant.stream:
-        argv.append("--stream")
     roots = [pid for t in upstreams for pid in t.pids]
     wait0, up0 = compare.commit_wait(target), process_cpu(roots)
     cpu0 = process_cpu(target.pids) if target.name != "direct" else {}
@@ -109,9 +101,10 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     with tempfile.TemporaryDirectory(prefix="hg-loadgen-") as tmp:
         # files, not pipes: a generator must never wait for us to read another's output
         files = [(Path(tmp) / f"{i}.json").open("w+") for i in range(len(gens))]
-        procs = [subprocess.Popen([*argv, "--concurrency", str(share), "--warmup", str(share)],
-                                  stdout=out, stderr=subprocess.STDOUT,
-                                  preexec_fn=compare.pinned({core}))
+        procs = [subprocess.Popen(
+            compare.loadgen_argv(target, variant, body, concurrency=share, requests=10**7,
+                                 max_seconds=seconds + 2, warmup=share),  # bound by time
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=compare.pinned({core}))
                  for core, share, out in zip(gens, shares, files, strict=True)]
         outs = []
         for proc, out in zip(procs, files, strict=True):

@@ -502,6 +502,19 @@ def start_litellm(fleet: Fleet, upstream: str, *, workers: int) -> Target:
                   {"version": version}, "LiteLLM")
 
 
+def start_forwarder(fleet: Fleet, upstreams: list[str], *, workers: int = 1,
+                    cpus: set[int] | None = None) -> Target:
+    """bench/forwarder.py (bare uvicorn + aiohttp, nothing else): the floor a Python proxy
+    costs, against which Harbourgate's own work is measured."""
+    port = free_port()
+    proc = fleet.start(f"forwarder-w{workers}", [
+        sys.executable, str(BENCH / "forwarder.py"), "--port", str(port),
+        "--workers", str(workers), *upstreams], f"http://127.0.0.1:{port}/v1/models",
+        cpus=cpus)
+    return Target("forwarder", [f"http://127.0.0.1:{port}/v1"], pids=[proc.pid],
+                  workers=workers, label="bare forwarder (uvicorn + aiohttp)")
+
+
 def header_dict(headers: list[str]) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (h.partition(":") for h in headers)}
 
@@ -804,7 +817,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Measured with `{env.get('command', 'bench/run')}` (`bench/run --quick` is a smoke "
         "run of a few minutes that writes nothing). It starts the stand-in upstream, "
-        "Harbourgate and LiteLLM proxy on this machine and drives each with "
+        "Harbourgate, LiteLLM proxy and a bare forwarder (`bench/forwarder.py`: uvicorn + "
+        "aiohttp passing the request on, nothing else) on this machine and drives each with "
         "`bench/loadgen.py`, a separate asyncio process, in interleaved rounds, so the direct "
         "call, Harbourgate and LiteLLM share the same background. *Added* is a proxy's "
         "percentile minus the direct call's at the same concurrency. CPU is user + system "
@@ -966,10 +980,29 @@ def gap_analysis(report: dict[str, Any]) -> list[str]:
         text += (f" Without personal data (b) Harbourgate spends {gc['cpu_ms_per_req']:.3f} ms "
                  f"against LiteLLM's {lc['cpu_ms_per_req']:.2f} ms; 50× needs about "
                  f"{lc['cpu_ms_per_req'] / 50:.3f} ms.")
+    text += floor_analysis(report)
     text += (f" At concurrency 1 the added latency follows the same cost: the pipeline's "
              f"{one['cpu_ms_per_req']:.3f} ms of CPU per request is spent on the request path "
              "(key, attestation, scan, policy, pseudonymise, audit commit, forward, restore).")
     return [text]
+
+
+def floor_analysis(report: dict[str, Any]) -> str:
+    """The bare forwarder beside LiteLLM: how far a Python proxy that does nothing else gets
+    on this machine, and what Harbourgate's own work costs above that floor."""
+    parts = []
+    for key in ("plain", "clean", "stream", "responses"):
+        f, g, ll = (_result(report, f"{key}/64", n) for n in ("forwarder", "harbourgate",
+                                                               "litellm"))
+        if f and g and ll and ll["rps"] and f["rps"]:
+            parts.append(f"{VARIANT[key].letter} {f['rps'] / ll['rps']:.1f}× LiteLLM at "
+                         f"{f['cpu_ms_per_req']:.3f} ms (Harbourgate's pipeline "
+                         f"{g['cpu_ms_per_req'] - f['cpu_ms_per_req']:+.3f} ms above it)")
+    if not parts:
+        return ""
+    return (" The bare forwarder (uvicorn + aiohttp, one worker: no key, policy, scan or "
+            "audit), measured in the same rounds, is the floor of a proxy in Python here, "
+            "by throughput and CPU per request at concurrency 64: " + "; ".join(parts) + ".")
 
 
 def baseline_section(report: dict[str, Any]) -> list[str]:
@@ -1220,6 +1253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 report["notes"].append(f"baseline {env['baseline']} not measured: "
                                        f"{str(exc).splitlines()[0]}")
                 say(f"baseline not measured: {exc}")
+        targets.append(start_forwarder(fleet, [upstream], workers=args.workers))
         ll = start_litellm(fleet, upstream, workers=args.workers)
         targets.append(ll)
         env["litellm"] = ll.info["version"]

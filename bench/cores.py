@@ -141,16 +141,6 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     return result
 
 
-def start_forwarder(fleet: compare.Fleet, workers: int, pool: list[str],
-                    cpus: set[int]) -> compare.Target:
-    port = compare.free_port()
-    proc = fleet.start(f"forwarder-w{workers}", [
-        sys.executable, str(compare.BENCH / "forwarder.py"), "--port", str(port),
-        "--workers", str(workers), *pool], f"http://127.0.0.1:{port}/v1/models", cpus=cpus)
-    return compare.Target("forwarder", [f"http://127.0.0.1:{port}/v1"], pids=[proc.pid],
-                          workers=workers, label="forwarder")
-
-
 def show(label: str, r: dict[str, Any]) -> None:
     def cores(values: list[float]) -> str:
         return "/".join(f"{v:.2f}" for v in values) or "-"
@@ -259,7 +249,8 @@ def main() -> None:
                     "harbourgate": lambda w=w, r=r: compare.start_harbourgate(
                         fleet, work / f"hg-{r}-{w}", pool[0], workers=w, pool=pool,
                         cpus=hg_cpus),
-                    "forwarder": lambda w=w: start_forwarder(fleet, w, pool, hg_cpus)}
+                    "forwarder": lambda w=w: compare.start_forwarder(
+                        fleet, pool, workers=w, cpus=hg_cpus)}
                 kinds = [k for k in sorted(starts) if k in args.kinds.split(",")]
                 for kind in kinds[::-1] if r % 2 else kinds:
                     target = starts[kind]()

@@ -3,9 +3,10 @@
     python bench/forwarder.py --port 8080 --workers 4 UPSTREAM_BASE [UPSTREAM_BASE ...]
 
 POST /v1/<path> is sent on to the next upstream (round robin) with the same body, as JSON,
-and its status, content type and body come back; any other request gets an empty model
-list (readiness). No key, policy, scan or audit: what Python and these libraries cost a proxy
-at the least, so bench/cores.py can show how far Harbourgate's workers scale against it.
+and its status, content type and body come back, a stream's chunks as they arrive; any
+other request gets an empty model list (readiness). No key, policy, scan or audit: what
+Python and these libraries cost a proxy at the least, so bench/run can set Harbourgate's
+cost beside that floor and bench/cores.py how far its workers scale against it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,15 @@ class Forwarder:
         url = next(self.bases) + scope["path"].removeprefix("/v1")
         async with self.session.post(url, data=body, headers={
                 "content-type": "application/json"}) as r:
-            await answer(send, r.status, r.headers.get("content-type", "").encode(),
-                         await r.read())
+            kind = r.headers.get("content-type", "").encode()
+            if not kind.startswith(b"text/event-stream"):
+                await answer(send, r.status, kind, await r.read())
+                return
+            await send({"type": "http.response.start", "status": r.status,
+                        "headers": [(b"content-type", kind)]})
+            async for chunk in r.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
 
 
 async def answer(send: Any, status: int, kind: bytes, body: bytes) -> None:

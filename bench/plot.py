@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # after choosing the headless backend
 STYLE = {"direct": ("direct call", "#7f7f7f", "s", "-"),
          "harbourgate": ("Harbourgate", "#1f77b4", "o", "-"),
          "harbourgate-base": ("Harbourgate baseline", "#9ecae1", "o", "--"),
+         "forwarder": ("bare forwarder", "#2ca02c", "v", ":"),
          "litellm": ("LiteLLM proxy", "#d62728", "^", "-")}
 VARIANT_LETTERS = {"plain": "(a) PII, plain", "clean": "(b) no PII, plain",
                    "stream": "(c) PII, stream", "responses": "(d) PII, Responses stream"}
@@ -72,14 +73,15 @@ def render(report: dict[str, Any], out: Path) -> None:
             ax.grid(True, which="both", alpha=0.3)
             if row == i == 0:  # one legend for the figure: the same colours throughout
                 top.legend(*ax.get_legend_handles_labels(), loc="outside upper center",
-                           ncol=4)
+                           ncol=5)
     _variants(report, top.add_subplot(grid[2, :2]))
     if scaling and bottom is not None:
         _workers(scaling, top.add_subplot(grid[2, 2]))
         _scaling(scaling, bottom.add_subplot())
     env = report["environment"]
-    fig.suptitle(f"Harbourgate vs LiteLLM proxy {env.get('litellm', '')} vs the direct call, "
-                 f"{env['workers']} worker each; {env['cores']} cores, {env['date']}")
+    fig.suptitle(f"Harbourgate vs LiteLLM proxy {env.get('litellm', '')}, a bare forwarder "
+                 f"and the direct call, {env['workers']} worker each; {env['cores']} cores, "
+                 f"{env['date']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)

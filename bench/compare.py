@@ -502,17 +502,23 @@ def start_litellm(fleet: Fleet, upstream: str, *, workers: int) -> Target:
                   {"version": version}, "LiteLLM")
 
 
+FORWARDERS = {"aiohttp": ("forwarder", "bare forwarder (uvicorn + aiohttp)"),
+              "wire": ("forwarder-wire", "bare forwarder (uvicorn + Harbourgate's client)")}
+
+
 def start_forwarder(fleet: Fleet, upstreams: list[str], *, workers: int = 1,
-                    cpus: set[int] | None = None) -> Target:
-    """bench/forwarder.py (bare uvicorn + aiohttp, nothing else): the floor a Python proxy
-    costs, against which Harbourgate's own work is measured."""
+                    cpus: set[int] | None = None, client: str = "aiohttp") -> Target:
+    """bench/forwarder.py (bare uvicorn and an HTTP client, nothing else): the floor a
+    Python proxy costs, against which Harbourgate's own work is measured. With `client`
+    "wire" it is Harbourgate's transport alone (the code under test's, `HG_ENV`)."""
+    name, label = FORWARDERS[client]
     port = free_port()
-    proc = fleet.start(f"forwarder-w{workers}", [
+    proc = fleet.start(f"{name}-w{workers}", [
         sys.executable, str(BENCH / "forwarder.py"), "--port", str(port),
-        "--workers", str(workers), *upstreams], f"http://127.0.0.1:{port}/v1/models",
-        cpus=cpus)
-    return Target("forwarder", [f"http://127.0.0.1:{port}/v1"], pids=[proc.pid],
-                  workers=workers, label="bare forwarder (uvicorn + aiohttp)")
+        "--workers", str(workers), "--client", client, *upstreams],
+        f"http://127.0.0.1:{port}/v1/models", env=HG_ENV, cpus=cpus)
+    return Target(name, [f"http://127.0.0.1:{port}/v1"], pids=[proc.pid], workers=workers,
+                  label=label)
 
 
 def header_dict(headers: list[str]) -> dict[str, str]:
@@ -817,11 +823,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"Measured with `{env.get('command', 'bench/run')}` (`bench/run --quick` is a smoke "
         "run of a few minutes that writes nothing). It starts the stand-in upstream, "
-        "Harbourgate, LiteLLM proxy and a bare forwarder (`bench/forwarder.py`: uvicorn + "
-        "aiohttp passing the request on, nothing else) on this machine and drives each with "
-        "`bench/loadgen.py`, a separate asyncio process, in interleaved rounds, so the direct "
-        "call, Harbourgate and LiteLLM share the same background. *Added* is a proxy's "
-        "percentile minus the direct call's at the same concurrency. CPU is user + system "
+        "Harbourgate, LiteLLM proxy and two bare forwarders (below) on this machine and "
+        "drives each with `bench/loadgen.py`, a separate asyncio process, in interleaved "
+        "rounds, so the direct call and every proxy share the same background. *Added* is a "
+        "proxy's percentile minus the direct call's at the same concurrency. CPU is user + system "
         "time of the server's whole process tree per request; memory is the peak resident "
         "set (VmHWM) of its largest process. Raw figures: `bench/results/compare-*.json`.",
         "",
@@ -960,7 +965,7 @@ def targets_section(report: dict[str, Any]) -> list[str]:
         if peaks:
             lines.append(f"| memory per worker, {label} | stated | {max(peaks):.0f} MiB peak "
                          f"RSS | |")
-    return [*lines, "", *gap_analysis(report), ""]
+    return [*lines, "", *gap_analysis(report), "", *floor_section(report)]
 
 
 def gap_analysis(report: dict[str, Any]) -> list[str]:
@@ -980,29 +985,65 @@ def gap_analysis(report: dict[str, Any]) -> list[str]:
         text += (f" Without personal data (b) Harbourgate spends {gc['cpu_ms_per_req']:.3f} ms "
                  f"against LiteLLM's {lc['cpu_ms_per_req']:.2f} ms; 50× needs about "
                  f"{lc['cpu_ms_per_req'] / 50:.3f} ms.")
-    text += floor_analysis(report)
     text += (f" At concurrency 1 the added latency follows the same cost: the pipeline's "
              f"{one['cpu_ms_per_req']:.3f} ms of CPU per request is spent on the request path "
              "(key, attestation, scan, policy, pseudonymise, audit commit, forward, restore).")
     return [text]
 
 
-def floor_analysis(report: dict[str, Any]) -> str:
-    """The bare forwarder beside LiteLLM: how far a Python proxy that does nothing else gets
-    on this machine, and what Harbourgate's own work costs above that floor."""
-    parts = []
-    for key in ("plain", "clean", "stream", "responses"):
-        f, g, ll = (_result(report, f"{key}/64", n) for n in ("forwarder", "harbourgate",
-                                                               "litellm"))
-        if f and g and ll and ll["rps"] and f["rps"]:
-            parts.append(f"{VARIANT[key].letter} {f['rps'] / ll['rps']:.1f}× LiteLLM at "
-                         f"{f['cpu_ms_per_req']:.3f} ms (Harbourgate's pipeline "
-                         f"{g['cpu_ms_per_req'] - f['cpu_ms_per_req']:+.3f} ms above it)")
-    if not parts:
-        return ""
-    return (" The bare forwarder (uvicorn + aiohttp, one worker: no key, policy, scan or "
-            "audit), measured in the same rounds, is the floor of a proxy in Python here, "
-            "by throughput and CPU per request at concurrency 64: " + "; ".join(parts) + ".")
+def _times(r: dict[str, Any], ll: dict[str, Any]) -> str:
+    """`r` against LiteLLM: by throughput, and by CPU per request."""
+    by_cpu = ll["cpu_ms_per_req"] / r["cpu_ms_per_req"] if r["cpu_ms_per_req"] else math.nan
+    return f"{r['rps'] / ll['rps']:.1f}× ({by_cpu:.0f}× by CPU)"
+
+
+def floor_section(report: dict[str, Any]) -> list[str]:
+    """The bare forwarders beside Harbourgate and LiteLLM: how far a Python proxy that does
+    nothing else gets on this machine (the floor), and what Harbourgate's governance costs
+    above its own transport (uvicorn + its client: the `forwarder-wire` row)."""
+    rows = []
+    for key, target in (("plain", 30), ("clean", 50), ("stream", 30), ("responses", 30)):
+        res = {n: _result(report, f"{key}/64", n)
+               for n in ("litellm", "forwarder", "forwarder-wire", "harbourgate")}
+        ll = res["litellm"]
+        if not (ll and ll["rps"] and all(res.values())):
+            continue
+
+        wire, hg = res["forwarder-wire"], res["harbourgate"]
+        rows.append(f"| {VARIANT[key].letter} | ≥ {target}× | {_times(res['forwarder'], ll)} | "
+                    f"{_times(wire, ll)} | {_times(hg, ll)} | "
+                    f"{wire['cpu_ms_per_req']:.3f} → {hg['cpu_ms_per_req']:.3f} ms "
+                    f"({hg['cpu_ms_per_req'] - wire['cpu_ms_per_req']:+.3f}) |")
+    latency = []
+    for key, q, what in (("plain", "p50_ms", "latency added, (a), p50"),
+                         ("plain", "p99_ms", "latency added, (a), p99"),
+                         ("stream", "ttfb_p50_ms", "first byte added, (c), p50"),
+                         ("responses", "ttfb_p50_ms", "first byte added, (d), p50")):
+        res = {n: _result(report, f"{key}/1", n)
+               for n in ("direct", "forwarder", "forwarder-wire", "harbourgate")}
+        if not all(r and q in r for r in res.values()):
+            continue
+        added = {n: res[n][q] - res["direct"][q] for n in res}
+        latency.append(f"| {what} | {added['forwarder']:.3f} ms | "
+                       f"{added['forwarder-wire']:.3f} ms | {added['harbourgate']:.3f} ms |")
+    if not rows and not latency:
+        return []
+    lines = ["**The floor.** Two bare forwarders (`bench/forwarder.py`: uvicorn on uvloop "
+             "passing the request on with aiohttp, or with Harbourgate's own HTTP client; no "
+             "key, policy, scan or audit), one worker each, measured in the same rounds, show "
+             "how far a proxy in Python gets on this machine. The second is Harbourgate's "
+             "transport alone, so what Harbourgate costs above it is the governance on the "
+             "request path."]
+    if rows:
+        lines += ["", "| variant at concurrency 64 | target | forwarder (aiohttp) vs LiteLLM |"
+                      " forwarder (Harbourgate's client) vs LiteLLM | Harbourgate vs LiteLLM |"
+                      " CPU per request: transport → Harbourgate (governance) |",
+                  "|---|---|---|---|---|---|", *rows]
+    if latency:
+        lines += ["", "| concurrency 1 (target ≤ 0.5 ms added) | forwarder (aiohttp) | "
+                      "forwarder (Harbourgate's client) | Harbourgate |",
+                  "|---|---|---|---|", *latency]
+    return [*lines, ""]
 
 
 def baseline_section(report: dict[str, Any]) -> list[str]:
@@ -1253,7 +1294,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 report["notes"].append(f"baseline {env['baseline']} not measured: "
                                        f"{str(exc).splitlines()[0]}")
                 say(f"baseline not measured: {exc}")
-        targets.append(start_forwarder(fleet, [upstream], workers=args.workers))
+        targets += [start_forwarder(fleet, [upstream], workers=args.workers, client=c)
+                    for c in FORWARDERS]
         ll = start_litellm(fleet, upstream, workers=args.workers)
         targets.append(ll)
         env["litellm"] = ll.info["version"]
@@ -1442,11 +1484,13 @@ def scaling_workers(max_workers: int) -> list[int]:
 def make_plan(args: argparse.Namespace) -> Plan:
     clock = Clock(args.max_minutes)
     if args.quick:
-        return Plan(args.levels or [1, 64], {"fast": 600, "litellm": 120}, 1,
+        return Plan(args.levels or [1, 64], {"fast": 600, "litellm": 120}, args.rounds or 1,
                     {"fast": 600, "litellm": 120}, scaling_workers(min(args.max_workers, 2)),
                     clock)
-    return Plan(args.levels or [1, 16, 64, 256], {"fast": 3000, "litellm": 900}, 3,
-                {"fast": 3000, "litellm": 600}, scaling_workers(args.max_workers), clock)
+    fast = args.requests or 3000
+    return Plan(args.levels or [1, 16, 64, 256], {"fast": fast, "litellm": 900},
+                args.rounds or 3, {"fast": fast, "litellm": 600},
+                scaling_workers(args.max_workers), clock)
 
 
 def cpu_model() -> str:
@@ -1475,6 +1519,11 @@ def main() -> None:
     parser.add_argument("--levels", type=lambda s: [int(c) for c in s.split(",")],
                         help="concurrency levels of (a) and (c) [1,16,64,256]; (b) and (d) "
                              "run at 1 and 64 of them")
+    parser.add_argument("--requests", type=int,
+                        help="requests per level for the direct call, Harbourgate and the "
+                             "forwarder, over all rounds [3000]: more on a fast machine, "
+                             "where 3000 last a second or two a round")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per level [3]")
     parser.add_argument("--baseline", metavar="REF",
                         help="also measure Harbourgate built from this commit, in the same "
                              "rounds, and write a before/after table")
@@ -1493,8 +1542,10 @@ def main() -> None:
     parser.add_argument("--ref", help="measure this commit (default: the working tree, "
                                       "copied at the start of the run)")
     args = parser.parse_args()
-    if args.workers < 1 or args.max_workers < 1 or any(c < 1 for c in args.levels or []):
-        parser.error("--workers, --max-workers and every concurrency level must be at least 1")
+    if min(args.workers, args.max_workers, args.requests or 1, args.rounds or 1,
+           *(args.levels or [])) < 1:
+        parser.error("--workers, --max-workers, --requests, --rounds and every concurrency "
+                     "level must be at least 1")
     report = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

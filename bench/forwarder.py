@@ -1,12 +1,18 @@
-"""The yardstick of issue 17's scaling: a bare uvicorn + aiohttp forwarder, nothing else.
+"""The yardstick of issue 17: a bare forwarder, nothing else.
 
-    python bench/forwarder.py --port 8080 --workers 4 UPSTREAM_BASE [UPSTREAM_BASE ...]
+    python bench/forwarder.py --port 8080 [--workers 4] [--client aiohttp|wire]
+        UPSTREAM_BASE [UPSTREAM_BASE ...]
 
 POST /v1/<path> is sent on to the next upstream (round robin) with the same body, as JSON,
 and its status, content type and body come back, a stream's chunks as they arrive; any
 other request gets an empty model list (readiness). No key, policy, scan or audit: what
 Python and these libraries cost a proxy at the least, so bench/run can set Harbourgate's
 cost beside that floor and bench/cores.py how far its workers scale against it.
+
+The server is uvicorn with httptools on uvloop, as `harbourgate serve` runs. The client is
+aiohttp (the issue's yardstick), or with `--client wire` Harbourgate's own HTTP client
+(`harbourgate.providers.wire`): then the forwarder is Harbourgate's transport alone, and
+what Harbourgate costs above it is the governance on the request path.
 """
 
 from __future__ import annotations
@@ -20,25 +26,36 @@ from typing import Any
 import aiohttp
 import uvicorn
 
+from harbourgate.providers import wire
+
 UPSTREAMS = "BENCH_FORWARDER_UPSTREAMS"
+CLIENT = "BENCH_FORWARDER_CLIENT"
+JSON = {"content-type": "application/json"}
 
 
 class Forwarder:
-    """The ASGI app: one aiohttp session per worker, opened at startup."""
+    """The ASGI app: one client per worker, opened at startup."""
 
     def __init__(self) -> None:
         self.bases: Iterator[str] = iter(())
         self.session: aiohttp.ClientSession | None = None
+        self.wire: wire.Client | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await receive()  # startup
             self.bases = itertools.cycle(os.environ[UPSTREAMS].split())
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
+            if os.environ.get(CLIENT) == "wire":
+                self.wire = wire.Client()
+            else:
+                self.session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60))
             await send({"type": "lifespan.startup.complete"})
             await receive()  # shutdown
-            await self.session.close()
+            if self.session is not None:
+                await self.session.close()
+            if self.wire is not None:
+                await self.wire.close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["method"] != "POST":
@@ -49,10 +66,12 @@ class Forwarder:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        assert self.session is not None
         url = next(self.bases) + scope["path"].removeprefix("/v1")
-        async with self.session.post(url, data=body, headers={
-                "content-type": "application/json"}) as r:
+        if self.wire is not None:
+            await self._wire(url, body, send)
+            return
+        assert self.session is not None
+        async with self.session.post(url, data=body, headers=JSON) as r:
             kind = r.headers.get("content-type", "").encode()
             if not kind.startswith(b"text/event-stream"):
                 await answer(send, r.status, kind, await r.read())
@@ -62,6 +81,23 @@ class Forwarder:
             async for chunk in r.content.iter_any():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
+
+    async def _wire(self, url: str, body: bytes, send: Any) -> None:
+        assert self.wire is not None
+        response = await self.wire.request("POST", url, JSON, body)
+        try:
+            kind = response.headers.get("content-type", "").encode()
+            if not kind.startswith(b"text/event-stream"):
+                await answer(send, response.status, kind,
+                             b"".join([chunk async for chunk in response.chunks()]))
+                return
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": [(b"content-type", kind)]})
+            async for chunk in response.chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            response.release()
 
 
 async def answer(send: Any, status: int, kind: bytes, body: bytes) -> None:
@@ -77,9 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--client", choices=("aiohttp", "wire"), default="aiohttp")
     parser.add_argument("upstreams", nargs="+")
     args = parser.parse_args()
     os.environ[UPSTREAMS] = " ".join(args.upstreams)
+    os.environ[CLIENT] = args.client
     uvicorn.run("forwarder:app", host="127.0.0.1", port=args.port, workers=args.workers,
                 loop="uvloop", http="httptools", access_log=False, log_level="warning",
                 app_dir=os.path.dirname(os.path.abspath(__file__)))

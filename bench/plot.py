@@ -22,7 +22,8 @@ import matplotlib.pyplot as plt  # after choosing the headless backend
 STYLE = {"direct": ("direct call", "#7f7f7f", "s", "-"),
          "harbourgate": ("Harbourgate", "#1f77b4", "o", "-"),
          "harbourgate-base": ("Harbourgate baseline", "#9ecae1", "o", "--"),
-         "forwarder": ("bare forwarder", "#2ca02c", "v", ":"),
+         "forwarder": ("bare forwarder (aiohttp)", "#2ca02c", "v", ":"),
+         "forwarder-wire": ("bare forwarder (Harbourgate's client)", "#98df8a", "v", ":"),
          "litellm": ("LiteLLM proxy", "#d62728", "^", "-")}
 VARIANT_LETTERS = {"plain": "(a) PII, plain", "clean": "(b) no PII, plain",
                    "stream": "(c) PII, stream", "responses": "(d) PII, Responses stream"}
@@ -73,7 +74,7 @@ def render(report: dict[str, Any], out: Path) -> None:
             ax.grid(True, which="both", alpha=0.3)
             if row == i == 0:  # one legend for the figure: the same colours throughout
                 top.legend(*ax.get_legend_handles_labels(), loc="outside upper center",
-                           ncol=5)
+                           ncol=3)
     _variants(report, top.add_subplot(grid[2, :2]))
     if scaling and bottom is not None:
         _workers(scaling, top.add_subplot(grid[2, 2]))

@@ -1008,7 +1008,6 @@ def floor_section(report: dict[str, Any]) -> list[str]:
         ll = res["litellm"]
         if not (ll and ll["rps"] and all(res.values())):
             continue
-
         wire, hg = res["forwarder-wire"], res["harbourgate"]
         rows.append(f"| {VARIANT[key].letter} | ≥ {target}× | {_times(res['forwarder'], ll)} | "
                     f"{_times(wire, ll)} | {_times(hg, ll)} | "
@@ -1521,7 +1520,7 @@ def main() -> None:
                              "run at 1 and 64 of them")
     parser.add_argument("--requests", type=int,
                         help="requests per level for the direct call, Harbourgate and the "
-                             "forwarder, over all rounds [3000]: more on a fast machine, "
+                             "forwarders, over all rounds [3000]: more on a fast machine, "
                              "where 3000 last a second or two a round")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per level [3]")
     parser.add_argument("--baseline", metavar="REF",

@@ -80,9 +80,9 @@ def render(report: dict[str, Any], out: Path) -> None:
         _workers(scaling, top.add_subplot(grid[2, 2]))
         _scaling(scaling, bottom.add_subplot())
     env = report["environment"]
-    fig.suptitle(f"Harbourgate vs LiteLLM proxy {env.get('litellm', '')}, a bare forwarder "
-                 f"and the direct call, {env['workers']} worker each; {env['cores']} cores, "
-                 f"{env['date']}")
+    fig.suptitle(f"Harbourgate vs LiteLLM proxy {env.get('litellm', '')}, two bare "
+                 f"forwarders and the direct call, {env['workers']} worker each; "
+                 f"{env['cores']} cores, {env['date']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)

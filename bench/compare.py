@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -457,7 +458,8 @@ def start_harbourgate(fleet: Fleet, work: Path, upstream: str, *, workers: int,
                     [f"authorization: Bearer {key}", f"x-harbourgate-attestation: {attestation}"],
                     [p.pid for p in procs], workers * replicas,
                     {"replicas": replicas, "workers_per_replica": workers, "metrics": True,
-                     "storage": "PostgreSQL + Redis" if database_url else "SQLite"}, label)
+                     "storage": ("PostgreSQL + Redis" if redis_url else "PostgreSQL")
+                     if database_url else "SQLite"}, label)
     for url in target.urls():  # a key issued on one replica must work on every replica
         wait_accepted(url, target.headers, workers)
     return target
@@ -1255,8 +1257,8 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     name = "hgbench_" + secrets.token_hex(4)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    try:  # the same server, another path: a socket directory in the query stays
+        yield urllib.parse.urlsplit(admin_url)._replace(path="/" + name).geturl()
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

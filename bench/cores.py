@@ -3,20 +3,27 @@
     python bench/cores.py [--workers 1,2,4,8] [--standins 3] [--loadgens 3]
         [--concurrency 64] [--levels 64,256] [--kinds harbourgate,forwarder] [--seconds 6]
         [--rounds 2] [--parts scaling,sizing,latency] [--profile SECONDS] [--out DIR]
+        [--postgres URL|pgserver] [--pg-cores 2]
 
 bench/run measures on one machine's shared cores, where two workers cannot show scaling:
 the stand-in and the load generator take the cores they would use. This pins each part to
 cores of its own: `--loadgens` processes of bench/loadgen.py on the last cores (one each),
 `--standins` stand-in upstreams before them (one each; Harbourgate's route is a pool of
 them), and Harbourgate (supervisor with the audit sequencer, and its workers) on the rest.
+With the kind `harbourgate-pg` (Harbourgate on PostgreSQL, a fresh database for each
+deployment), PostgreSQL gets `--pg-cores` cores of its own before the stand-ins: the
+server at `--postgres` (an admin URL; its processes are pinned there), or with
+`--postgres pgserver` one started from the `pgserver` package (`pip install pgserver`: a
+PostgreSQL in a wheel, for a machine that has none, such as the lent ones).
 
 1. Scaling: for each worker count, in `--rounds` interleaved rounds, the full pipeline (a)
    at each of `--levels` (default: `--concurrency`) for `--seconds`, through each of
-   `--kinds`: Harbourgate, and bench/forwarder.py (bare uvicorn + aiohttp, the yardstick)
-   with as many workers. Reports req/s, the ratio to one worker, every process's share of
-   a core over the load generators' run (each worker, the supervisor that hosts the
-   sequencer, stand-ins, load generators: which side ran out) and the mean audit-commit
-   wait from /metrics. The stand-ins alone at the same load first: what the upstream side
+   `--kinds`: Harbourgate, Harbourgate on PostgreSQL (`harbourgate-pg`), and
+   bench/forwarder.py (bare uvicorn + aiohttp, the yardstick) with as many workers.
+   Reports req/s, the ratio to one worker, every process's share of a core over the load
+   generators' run (each worker, the supervisor that hosts the sequencer, PostgreSQL,
+   stand-ins, load generators: which side ran out) and the mean audit-commit wait from
+   /metrics. The stand-ins alone at the same load first: what the upstream side
    can give.
 2. Sizing: one worker, every variant at `--concurrency`: CPU per request, req/s per core.
 3. Latency: one worker, concurrency 1, its route a single stand-in: the latency added to
@@ -41,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +56,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # the bench's processes, config, variants and bodies
 
 
-def layout(cores: list[int], standins: int, loadgens: int) -> dict[str, list[int]]:
-    """Load generators on the last cores, stand-ins before them, Harbourgate on the rest;
-    on a machine too small for that (a smoke run), one of each, sharing every core."""
-    if len(cores) < standins + loadgens + 1:
-        return {"loadgen": cores[-1:], "standin": cores[-1:], "harbourgate": cores}
-    return {"loadgen": cores[len(cores) - loadgens:],
-            "standin": cores[len(cores) - loadgens - standins:len(cores) - loadgens],
-            "harbourgate": cores[:len(cores) - loadgens - standins]}
+def layout(cores: list[int], standins: int, loadgens: int,
+           postgres: int = 0) -> dict[str, list[int]]:
+    """Load generators on the last cores, stand-ins before them, then PostgreSQL (when
+    measured), Harbourgate on the rest; on a machine too small for that (a smoke run), one
+    of each, sharing every core."""
+    if len(cores) < standins + loadgens + postgres + 1:
+        return {"loadgen": cores[-1:], "standin": cores[-1:], "postgres": cores,
+                "harbourgate": cores}
+    rest = len(cores) - loadgens - standins
+    return {"loadgen": cores[len(cores) - loadgens:], "standin": cores[rest:rest + standins],
+            "postgres": cores[rest - postgres:rest], "harbourgate": cores[:rest - postgres]}
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine (the server measured is the only one)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def postgres(url: str, work: Path, cpus: set[int]) -> Iterator[str]:
+    """The admin URL of the PostgreSQL to measure, its processes pinned to `cpus`: the
+    server at `url`, or one started from the `pgserver` package (`url` "pgserver")."""
+    server = None
+    if url == "pgserver":
+        import pgserver  # only here: a bench extra for machines without PostgreSQL
+
+        server = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+        url = server.get_uri()
+    try:
+        for pid in postgres_pids():  # backends started later inherit the postmaster's
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, cpus)
+        yield url
+    finally:
+        if server is not None:
+            server.cleanup()
 
 
 def process_cpu(roots: list[int]) -> dict[int, tuple[str, float]]:
@@ -95,6 +135,8 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     gens = cpus[:max(1, min(len(cpus), concurrency))]
     shares = [concurrency // len(gens) + (i < concurrency % len(gens)) for i in range(len(gens))]
     roots = [pid for t in upstreams for pid in t.pids]
+    on_pg = target.info.get("storage", "").startswith("PostgreSQL")
+    pg0 = {pid: compare.process_cpu(pid) for pid in postgres_pids()} if on_pg else {}
     wait0, up0 = compare.commit_wait(target), process_cpu(roots)
     cpu0 = process_cpu(target.pids) if target.name != "direct" else {}
     started = time.perf_counter()
@@ -118,6 +160,7 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     wall = time.perf_counter() - started
     cpu1 = process_cpu(target.pids) if target.name != "direct" else {}
     up1, wait1 = process_cpu(roots), compare.commit_wait(target)
+    pg1 = {pid: compare.process_cpu(pid) for pid in postgres_pids()} if on_pg else {}
     window = max(o["seconds"] for o in outs)
     lat = sorted(x for o in outs for x in o["latencies_s"])
     first = sorted(x for o in outs for x in o["first_bytes_s"])
@@ -136,6 +179,8 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
         "loadgen_busy": sorted((o["loadgen_cpu_s"] / wall for o in outs), reverse=True)}
     if first:
         result |= {"ttfb_p50_ms": compare.pct(first, 0.5), "ttfb_p99_ms": compare.pct(first, 0.99)}
+    if on_pg:  # every server process together, in cores (a backend started meanwhile from 0)
+        result["postgres_busy"] = sum(cpu - pg0.get(pid, 0.0) for pid, cpu in pg1.items()) / wall
     if wait0 and wait1 and wait1[1] > wait0[1]:
         result["audit_commit_wait_ms"] = (wait1[0] - wait0[0]) * 1000 / (wait1[1] - wait0[1])
     return result
@@ -147,13 +192,15 @@ def show(label: str, r: dict[str, Any]) -> None:
 
     b = r["busy"]
     wait = r.get("audit_commit_wait_ms")
+    pg = r.get("postgres_busy")
     compare.say(
         f"  {label:<34} {r['rps']:8,.0f} req/s  p50 {r['p50_ms']:7.3f}  p99 {r['p99_ms']:7.3f} ms"
         f"  errors {sum(r['errors'].values())}  CPU/req {r['cpu_ms_per_req']:.3f} ms"
         f"{f'  commit wait {wait:.2f} ms' if wait is not None else ''}"
         f"  | busy: supervisor {cores(b.get('supervisor', []))}, workers "
-        f"{cores(b.get('worker', []))}, stand-ins {cores(r['standin_busy'])}, "
-        f"load {cores(r['loadgen_busy'])}")
+        f"{cores(b.get('worker', []))}, "
+        f"{f'postgres {pg:.2f} cores, ' if pg is not None else ''}stand-ins "
+        f"{cores(r['standin_busy'])}, load {cores(r['loadgen_busy'])}")
 
 
 def profile(target: compare.Target, seconds: float, out: Path,
@@ -192,12 +239,18 @@ def main() -> None:
     parser.add_argument("--parts", default="scaling,sizing,latency")
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--out", type=Path, default=compare.RESULTS)
+    parser.add_argument("--postgres", default=os.environ.get(
+        "HARBOURGATE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="admin URL of the PostgreSQL for `harbourgate-pg`, or 'pgserver'")
+    parser.add_argument("--pg-cores", type=int, default=2)
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     parts = set(args.parts.split(","))
     levels = [int(c) for c in (args.levels or str(args.concurrency)).split(",")]
+    kinds = args.kinds.split(",")
     cores = sorted(os.sched_getaffinity(0))
-    plan = layout(cores, args.standins, args.loadgens)
+    plan = layout(cores, args.standins, args.loadgens,
+                  args.pg_cores if "harbourgate-pg" in kinds else 0)
     hg_cpus = set(plan["harbourgate"])
     args.out.mkdir(parents=True, exist_ok=True)
     compare.HG_ENV["PYTHONPATH"] = os.pathsep.join(
@@ -209,15 +262,19 @@ def main() -> None:
                         "load_average_at_start": os.getloadavg()[0],
                         "command": " ".join(["bench/cores.py", *sys.argv[1:]])},
         "scaling": [], "variants": {}, "latency": {}, "notes": []}
-    compare.say(f"{len(cores)} cores: Harbourgate {plan['harbourgate']}, stand-ins "
-                f"{plan['standin']}, load generators {plan['loadgen']}")
+    compare.say(f"{len(cores)} cores: Harbourgate {plan['harbourgate']}, "
+                + (f"PostgreSQL {plan['postgres']}, " if "harbourgate-pg" in kinds else "")
+                + f"stand-ins {plan['standin']}, load generators {plan['loadgen']}")
     work = Path(tempfile.mkdtemp(prefix="hg-cores-"))
     bodies = {v.key: work / f"body-{v.key}.json" for v in compare.VARIANTS}
     for v in compare.VARIANTS:
         bodies[v.key].write_text(json.dumps(v.body, ensure_ascii=False))
     fleet = compare.Fleet(work)
     plain = compare.VARIANT["plain"]
+    servers = contextlib.ExitStack()
     try:
+        admin = servers.enter_context(postgres(args.postgres, work, set(plan["postgres"]))) \
+            if "harbourgate-pg" in kinds else ""
         standins = [compare.start_standin(fleet, f"stand-in-{i}", {core})
                     for i, core in enumerate(plan["standin"])]
         pool = [s.info["base"] for s in standins]
@@ -245,23 +302,29 @@ def main() -> None:
             compare.say(f"scaling, (a) at concurrency {', '.join(map(str, levels))}:")
         for r in range(args.rounds if "scaling" in parts else 0):
             for w in counts if r % 2 == 0 else counts[::-1]:
-                starts = {
-                    "harbourgate": lambda w=w, r=r: compare.start_harbourgate(
+                starts: dict[str, Callable[[contextlib.ExitStack], compare.Target]] = {
+                    "harbourgate": lambda _, w=w, r=r: compare.start_harbourgate(
                         fleet, work / f"hg-{r}-{w}", pool[0], workers=w, pool=pool,
                         cpus=hg_cpus),
-                    "forwarder": lambda w=w: compare.start_forwarder(
+                    "harbourgate-pg": lambda stack, w=w, r=r: compare.start_harbourgate(
+                        fleet, work / f"hg-pg-{r}-{w}", pool[0], workers=w, pool=pool,
+                        cpus=hg_cpus, database_url=stack.enter_context(
+                            compare.postgres_database(admin))),
+                    "forwarder": lambda _, w=w: compare.start_forwarder(
                         fleet, pool, workers=w, cpus=hg_cpus)}
-                kinds = [k for k in sorted(starts) if k in args.kinds.split(",")]
-                for kind in kinds[::-1] if r % 2 else kinds:
-                    target = starts[kind]()
-                    try:
-                        for c in levels:
-                            got = measure(target, plain, c,
-                                          f"round {r + 1}, {kind}, {w} workers, c={c}")
-                            report["scaling"].append({"round": r + 1, "kind": kind,
-                                                      "workers": w, "concurrency": c, **got})
-                    finally:
-                        fleet.stop_target(target)
+                chosen = [k for k in sorted(starts) if k in kinds]
+                for kind in chosen[::-1] if r % 2 else chosen:
+                    with contextlib.ExitStack() as database:  # dropped after the stop
+                        target = starts[kind](database)
+                        try:
+                            for c in levels:
+                                got = measure(target, plain, c,
+                                              f"round {r + 1}, {kind}, {w} workers, c={c}")
+                                report["scaling"].append({"round": r + 1, "kind": kind,
+                                                          "workers": w, "concurrency": c,
+                                                          **got})
+                        finally:
+                            fleet.stop_target(target)
         if "latency" in parts:
             latency(report, fleet, work, standins[0], bodies, plan, hg_cpus, args.seconds)
         if args.profile:
@@ -276,6 +339,7 @@ def main() -> None:
                 fleet.stop_target(hg)
     finally:
         fleet.close()
+        servers.close()
         shutil.rmtree(work, ignore_errors=True)
     report["environment"]["load_average_at_end"] = os.getloadavg()[0]
     summarise(report)

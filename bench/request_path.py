@@ -7,9 +7,9 @@ variants, before and after a change.
 Builds the deployment `bench/run` measures (key, attestation, the four packs, the same
 prompts: bench/compare.py), starts the stand-in upstream in its own process, and drives
 the ASGI app with one request after another on uvloop: the upstream call goes over HTTP
-and the audit log commits to SQLite as `serve` does, but there is no HTTP server in front, so the
-figure is the request path's own CPU (process time, the writer thread included) without
-uvicorn and without the other processes' noise. `--no-audit` swaps the audit log for an
+and the audit log commits to SQLite as `serve` does, but there is no HTTP server in front,
+so the figure is the request path's own CPU (process time, the writer thread included)
+without uvicorn and without the other processes' noise. `--no-audit` swaps the audit log for an
 in-memory sink (what is left is the pipeline and the upstream call). With `--baseline`
 each round runs both trees in turn, each in its own process (PYTHONPATH to a `git archive`
 of REF), and the table gives the median of the rounds with their spread. `--profile`
@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import importlib
+import inspect
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +69,6 @@ STEPS = (
 def time_steps() -> dict[str, list[float]]:
     """Wrap every step of STEPS in a timer; returns label -> [thread CPU s, wall s, calls].
     A module-level function is replaced where the pipeline looks it up (its own module)."""
-    import functools
-    import importlib
-    import inspect
-    import time
-
     spent: dict[str, list[float]] = {}
 
     def timed(label: str, fn: Any) -> Any:
@@ -187,7 +186,9 @@ def measure(variants: list[str], requests: int, audit: bool, profile: bool,
             await life
             return out
 
-        print(json.dumps(uvloop.run(run())), flush=True)
+        figures = uvloop.run(run())
+        if not (profile or steps):
+            print(json.dumps(figures), flush=True)
     finally:
         fleet.close()
 

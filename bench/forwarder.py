@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -73,31 +73,32 @@ class Forwarder:
         assert self.session is not None
         async with self.session.post(url, data=body, headers=JSON) as r:
             kind = r.headers.get("content-type", "").encode()
-            if not kind.startswith(b"text/event-stream"):
+            if kind.startswith(b"text/event-stream"):
+                await relay(send, r.status, kind, r.content.iter_any())
+            else:
                 await answer(send, r.status, kind, await r.read())
-                return
-            await send({"type": "http.response.start", "status": r.status,
-                        "headers": [(b"content-type", kind)]})
-            async for chunk in r.content.iter_any():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
 
     async def _wire(self, url: str, body: bytes, send: Any) -> None:
         assert self.wire is not None
         response = await self.wire.request("POST", url, JSON, body)
         try:
             kind = response.headers.get("content-type", "").encode()
-            if not kind.startswith(b"text/event-stream"):
+            if kind.startswith(b"text/event-stream"):
+                await relay(send, response.status, kind, response.chunks())
+            else:
                 await answer(send, response.status, kind,
                              b"".join([chunk async for chunk in response.chunks()]))
-                return
-            await send({"type": "http.response.start", "status": response.status,
-                        "headers": [(b"content-type", kind)]})
-            async for chunk in response.chunks():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
         finally:
             response.release()
+
+
+async def relay(send: Any, status: int, kind: bytes, chunks: AsyncIterator[bytes]) -> None:
+    """A stream passed on chunk by chunk, as each arrives."""
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind)]})
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def answer(send: Any, status: int, kind: bytes, body: bytes) -> None:

@@ -69,14 +69,15 @@ def layout(cores: list[int], standins: int, loadgens: int,
             "postgres": cores[rest - postgres:rest], "harbourgate": cores[:rest - postgres]}
 
 
-def postgres_pids() -> list[int]:
-    """Every PostgreSQL process on this machine (the server measured is the only one)."""
-    pids = []
+def postgres_cpu() -> dict[int, float]:
+    """Every PostgreSQL process on this machine (the server measured is the only one) and
+    its CPU seconds so far; a backend that exits meanwhile is left out."""
+    out = {}
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError):
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                pids.append(int(entry.name))
-    return pids
+                out[int(entry.name)] = compare.process_cpu(int(entry.name))
+    return out
 
 
 @contextlib.contextmanager
@@ -90,7 +91,7 @@ def postgres(url: str, work: Path, cpus: set[int]) -> Iterator[str]:
         server = pgserver.get_server(work / "pgdata", cleanup_mode="stop")
         url = server.get_uri()
     try:
-        for pid in postgres_pids():  # backends started later inherit the postmaster's
+        for pid in postgres_cpu():  # backends started later inherit the postmaster's
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(pid, cpus)
         yield url
@@ -136,7 +137,7 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     shares = [concurrency // len(gens) + (i < concurrency % len(gens)) for i in range(len(gens))]
     roots = [pid for t in upstreams for pid in t.pids]
     on_pg = target.info.get("storage", "").startswith("PostgreSQL")
-    pg0 = {pid: compare.process_cpu(pid) for pid in postgres_pids()} if on_pg else {}
+    pg0 = postgres_cpu() if on_pg else {}
     wait0, up0 = compare.commit_wait(target), process_cpu(roots)
     cpu0 = process_cpu(target.pids) if target.name != "direct" else {}
     started = time.perf_counter()
@@ -160,7 +161,7 @@ def drive(target: compare.Target, variant: compare.Variant, body: Path, *, concu
     wall = time.perf_counter() - started
     cpu1 = process_cpu(target.pids) if target.name != "direct" else {}
     up1, wait1 = process_cpu(roots), compare.commit_wait(target)
-    pg1 = {pid: compare.process_cpu(pid) for pid in postgres_pids()} if on_pg else {}
+    pg1 = postgres_cpu() if on_pg else {}
     window = max(o["seconds"] for o in outs)
     lat = sorted(x for o in outs for x in o["latencies_s"])
     first = sorted(x for o in outs for x in o["first_bytes_s"])
